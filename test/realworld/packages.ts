@@ -1,0 +1,99 @@
+// The real npm packages whose own test suites run under the livepatch loader: names, pinned versions, how to run them.
+
+export interface RealPackage {
+  /** npm name. */
+  name: string;
+  /** Exact version fetched with `npm pack`; pinned so results are comparable run to run. */
+  version: string;
+  /** How the package runs its tests (its own `test` script, without lint, coverage or type tests). */
+  runner: 'tape' | 'node-test';
+  /** Test files, as a directory inside the package and a file-name suffix (what its glob selects). */
+  testDir: string;
+  testSuffix: string;
+  /**
+   * devDependencies the test files require: `name` takes the range from the package's own package.json,
+   * `name@range` overrides it (used only where the registry has no version in that range).
+   */
+  testDeps: string[];
+  /** What the package's own script is, for docs/realworld.md. */
+  script: string;
+}
+
+export const packages: RealPackage[] = [
+  {
+    name: 'qs',
+    version: '6.17.1',
+    runner: 'tape',
+    testDir: 'test',
+    testSuffix: '.js',
+    testDeps: [
+      'tape@^5.10.2',
+      'es-value-fixtures',
+      'for-each',
+      'has-bigints',
+      'has-override-mistake',
+      'has-property-descriptors',
+      'has-proto',
+      'has-symbols',
+      'iconv-lite',
+      'mock-property',
+      'object-inspect',
+      'safer-buffer',
+    ],
+    script: "tape 'test/**/*.js'",
+  },
+  {
+    name: 'minimist',
+    version: '1.2.8',
+    runner: 'tape',
+    testDir: 'test',
+    testSuffix: '.js',
+    testDeps: ['tape'],
+    script: "tape 'test/**/*.js'",
+  },
+  {
+    name: 'fast-uri',
+    version: '3.1.9',
+    runner: 'tape',
+    testDir: 'test',
+    testSuffix: '.test.js',
+    testDeps: ['tape', 'ajv'],
+    script: "tape 'test/**/*.js'",
+  },
+  {
+    name: 'secure-json-parse',
+    version: '4.1.1',
+    runner: 'tape',
+    testDir: 'test',
+    testSuffix: '.test.js',
+    testDeps: ['tape'],
+    script: 'tape "test/*.test.js"',
+  },
+  {
+    name: '@fastify/proxy-addr',
+    version: '5.1.3',
+    runner: 'node-test',
+    testDir: 'test',
+    testSuffix: '.test.js',
+    testDeps: [],
+    script: 'node --test',
+  },
+  {
+    name: 'find-my-way',
+    version: '9.10.2',
+    runner: 'node-test',
+    testDir: 'test',
+    testSuffix: '.test.js',
+    testDeps: ['rfdc', 'proxyquire'],
+    script: 'borp (node:test over test/**/*.test.js)',
+  },
+  {
+    name: '@pinojs/redact',
+    version: '0.4.0',
+    runner: 'node-test',
+    testDir: 'test',
+    testSuffix: '.test.js',
+    testDeps: ['fast-redact'],
+    script: 'node --test',
+  },
+];
