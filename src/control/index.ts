@@ -1,0 +1,160 @@
+// The control server's entry, called by the loader at start-up: socket, metadata, installed patches. Never throws.
+import { lstatSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { basename, extname } from 'node:path';
+import type { KeyObject } from 'node:crypto';
+import { makeHandlers, loadReceived, type ControlState } from './commands.js';
+import {
+  checkPrivateDir,
+  controlDir,
+  ensurePrivateDir,
+  installDir,
+  metaPath,
+  privatePatchDir,
+  socketPath,
+} from './paths.js';
+import { LIVEPATCH_VERSION, PROTOCOL_VERSION, type ProcessMeta } from './protocol.js';
+import { listenControl } from './server.js';
+import type { ControlTarget } from './target.js';
+import { loadTrustedKeys, TRUSTED_KEYS_ENV } from './trust.js';
+import { readInstalled } from './patches.js';
+import { isLivepatchError } from '../errors.js';
+
+let started: Promise<void> | undefined;
+
+function warn(message: string): void {
+  try {
+    process.stderr.write(`livepatch: warning: ${message}\n`);
+  } catch {}
+}
+
+/** The name `ps` shows: `$LIVEPATCH_NAME`, else the main script's base name, else the executable's. */
+export function processName(env: NodeJS.ProcessEnv = process.env, argv = process.argv): string {
+  const own = env['LIVEPATCH_NAME'];
+  if (own !== undefined && own !== '') return own;
+  const main = argv[1];
+  if (main !== undefined) return basename(main, extname(main));
+  return basename(process.execPath);
+}
+
+async function resolveTarget(): Promise<ControlTarget | null> {
+  // A variable specifier keeps the control server buildable and testable without the runtime.
+  const spec = '../runtime/index.js';
+  try {
+    const mod = (await import(spec)) as { getRuntime?: () => ControlTarget };
+    return typeof mod.getRuntime === 'function' ? mod.getRuntime() : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Starts this process's control server and loads the installed patches. Called once by the loader,
+ * before the app's code runs; later calls return the same promise. Never throws and never keeps the
+ * process alive: on any problem it warns once on stderr and the app runs unpatchable.
+ */
+export function startControl(): Promise<void> {
+  started ??= start().catch((e: unknown) => warn(`control server not started: ${(e as Error).message}`));
+  return started;
+}
+
+async function start(): Promise<void> {
+  const env = process.env;
+  const dir = controlDir(env);
+  try {
+    ensurePrivateDir(dir);
+  } catch (e) {
+    warn(`control server refused to start: ${(e as Error).message}`);
+    return;
+  }
+  const pid = process.pid;
+  const sock = socketPath(dir, pid);
+  const patchDir = privatePatchDir(dir, pid);
+  rmSync(patchDir, { recursive: true, force: true });
+  ensurePrivateDir(patchDir);
+
+  let keys: Map<string, KeyObject> | null = null;
+  const keysPath = env[TRUSTED_KEYS_ENV];
+  if (keysPath !== undefined && keysPath !== '') {
+    try {
+      keys = loadTrustedKeys(keysPath);
+    } catch (e) {
+      // Enforcing was asked for: fail closed, with no key nothing loads.
+      keys = new Map();
+      warn(`enforcing mode with no trusted key, no patch will load: ${(e as Error).message}`);
+    }
+  }
+
+  const meta: ProcessMeta = {
+    pid,
+    name: processName(env),
+    argv: process.argv.slice(),
+    node: process.version,
+    startedAt: new Date(Date.now() - process.uptime() * 1000).toISOString(),
+    livepatch: LIVEPATCH_VERSION,
+    protocol: PROTOCOL_VERSION,
+    socket: sock,
+  };
+  const runtime = await resolveTarget();
+  const state: ControlState = {
+    meta,
+    target: () => runtime,
+    patchDir,
+    keys,
+    origins: new Map(),
+    seq: 0,
+  };
+
+  process.once('exit', () => {
+    for (const f of [sock, metaPath(dir, pid)]) {
+      try {
+        unlinkSync(f);
+      } catch {}
+    }
+    try {
+      rmSync(patchDir, { recursive: true, force: true });
+    } catch {}
+  });
+
+  await listenControl({
+    socket: sock,
+    hello: {
+      pid,
+      version: LIVEPATCH_VERSION,
+      enforcing: keys !== null,
+      keys: keys === null ? [] : [...keys.keys()],
+    },
+    handlers: makeHandlers(state),
+  });
+  const tmp = `${metaPath(dir, pid)}.tmp`;
+  writeFileSync(tmp, JSON.stringify(meta) + '\n', { mode: 0o600 });
+  renameSync(tmp, metaPath(dir, pid));
+
+  if (runtime !== null) await loadInstalled(state, env);
+}
+
+/** Loads the installed patches; one that fails is skipped with a warning and the app still starts. */
+async function loadInstalled(state: ControlState, env: NodeJS.ProcessEnv): Promise<void> {
+  const dir = installDir(env);
+  let patches;
+  try {
+    ensureReadablePrivate(dir);
+    patches = readInstalled(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+      warn(`installed patches not loaded: ${(e as Error).message}`);
+    return;
+  }
+  for (const p of patches) {
+    try {
+      await loadReceived(state, p, 'install');
+    } catch (e) {
+      warn(`installed patch '${p.file}' skipped: ${isLivepatchError(e) ? e.message : String(e)}`);
+    }
+  }
+}
+
+/** The install directory must be as private as the control directory: it holds code we will run. */
+function ensureReadablePrivate(dir: string): void {
+  // A missing directory throws ENOENT: nothing is installed, which is not worth a warning.
+  checkPrivateDir(dir, lstatSync(dir));
+}

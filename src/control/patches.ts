@@ -1,0 +1,106 @@
+// How a patch's code gets into the process: bytes received → signature checked → private copy → import.
+import { readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { KeyObject } from 'node:crypto';
+import { LivepatchError } from '../errors.js';
+import { sha256, verifySource } from './trust.js';
+
+/** Patch names as the kernel's sysfs would accept them as a directory name, and no more. */
+export const PATCH_NAME = /^[a-z0-9_-]{1,64}$/;
+
+export function checkPatchName(name: unknown): string {
+  if (typeof name !== 'string' || !PATCH_NAME.test(name))
+    throw new LivepatchError(
+      'EINVAL',
+      `invalid patch name '${String(name).slice(0, 80)}': use 1 to 64 of [a-z0-9_-]`,
+      { name: typeof name === 'string' ? name.slice(0, 200) : null },
+    );
+  return name;
+}
+
+export interface ReceivedPatch {
+  bytes: Buffer;
+  /** The sender's file name, for messages only. */
+  file: string;
+  signature?: string | undefined;
+}
+
+export interface ImportedPatch {
+  spec: { name: string } & Record<string, unknown>;
+  sha256: string;
+  signedBy: string | null;
+  file: string;
+}
+
+/**
+ * Verifies (in enforcing mode) and imports a patch's source from the process's own directory `dir`.
+ * The bytes that were checked are the bytes written and imported: the file is created here, exclusively,
+ * in a 0700 directory that only this uid can enter, so nobody can swap it between check and import.
+ * Throws LivepatchError: EPERM (signature), EINVAL (does not parse, throws on import, no patch inside).
+ */
+export async function importPatch(
+  patch: ReceivedPatch,
+  dir: string,
+  keys: Map<string, KeyObject> | null,
+  seq: number,
+): Promise<ImportedPatch> {
+  const file = basename(patch.file).slice(0, 200) || 'patch.js';
+  const hash = sha256(patch.bytes);
+  const signedBy = keys === null ? null : verifySource(patch.bytes, patch.signature, keys);
+  // .mjs: the copy is ESM whatever package.json is near; the query tells the loader not to instrument it.
+  const copy = join(dir, `${seq}-${hash.slice(0, 12)}.mjs`);
+  writeFileSync(copy, patch.bytes, { mode: 0o600, flag: 'wx' });
+  let mod: { default?: unknown };
+  try {
+    mod = (await import(pathToFileURL(copy).href + '?livepatch-patch')) as { default?: unknown };
+  } catch (e) {
+    removeQuietly(copy);
+    if (e instanceof SyntaxError)
+      throw new LivepatchError(
+        'EINVAL',
+        `patch '${file}' does not parse: ${e.message}`,
+        { file },
+        { cause: e },
+      );
+    throw new LivepatchError(
+      'EINVAL',
+      `patch '${file}' failed to import: ${errorText(e)}`,
+      { file },
+      { cause: e },
+    );
+  }
+  const spec = mod.default;
+  if (spec === null || typeof spec !== 'object') {
+    removeQuietly(copy);
+    throw new LivepatchError('EINVAL', `patch '${file}' has no default export of defineLivepatch({...})`, {
+      file,
+    });
+  }
+  checkPatchName((spec as { name?: unknown }).name);
+  return { spec: spec as ImportedPatch['spec'], sha256: hash, signedBy, file };
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+function removeQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {}
+}
+
+/** The installed patches in `dir` (`*.js`, `*.mjs`, in name order) with their detached signatures. */
+export function readInstalled(dir: string): ReceivedPatch[] {
+  return readdirSync(dir)
+    .filter((f) => /\.(m?js)$/.test(f))
+    .sort()
+    .map((f) => {
+      let signature: string | undefined;
+      try {
+        signature = readFileSync(join(dir, `${f}.sig`), 'utf8');
+      } catch {}
+      return { bytes: readFileSync(join(dir, f)), file: f, signature };
+    });
+}

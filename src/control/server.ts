@@ -1,0 +1,189 @@
+// The control socket server: handshake, request dispatch, one answer per request, commands serialized.
+import { chmodSync, unlinkSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { isLivepatchError, LivepatchError } from '../errors.js';
+import { encodeFrame, FrameDecoder, MAX_FRAME } from './frame.js';
+import { COMMANDS, PROTOCOL_VERSION, type Answer, type Command, type HelloAnswer } from './protocol.js';
+
+export interface HandlerContext {
+  /** Sends an event frame for this request (used by `follow`). */
+  emit(event: unknown): void;
+  /** Runs `fn` when the connection closes. */
+  onClose(fn: () => void): void;
+}
+
+export interface Handler {
+  /** Mutating commands are serialized, as klp_mutex serializes the kernel's. */
+  mutating: boolean;
+  run(args: Record<string, unknown>, ctx: HandlerContext): unknown;
+}
+
+export interface ServerOptions {
+  socket: string;
+  hello: Omit<HelloAnswer, 'hello' | 'protocol'>;
+  handlers: Partial<Record<Command, Handler>>;
+  maxFrame?: number;
+  /** A client that has not said hello by then is dropped. */
+  handshakeMs?: number;
+}
+
+const commandSet: ReadonlySet<string> = new Set(COMMANDS);
+
+export function errorBody(e: unknown): { code: string; message: string; details?: Record<string, unknown> } {
+  if (isLivepatchError(e))
+    return { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) };
+  const code = (e as { code?: unknown } | null)?.code;
+  return {
+    code: typeof code === 'string' && /^E[A-Z]+$/.test(code) ? code : 'EINVAL',
+    message: e instanceof Error ? e.message : String(e),
+  };
+}
+
+/**
+ * Starts listening on `opts.socket` (a stale file of that name is removed first), mode 0600, unref'd
+ * so it never keeps the process alive. Resolves with the server; rejects if it cannot listen.
+ */
+export async function listenControl(opts: ServerOptions): Promise<Server> {
+  // One chain for all mutating commands of all connections: the next starts when the previous settled.
+  let mutex: Promise<unknown> = Promise.resolve();
+  const serialize = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = mutex.then(fn, fn);
+    mutex = run.catch(() => undefined);
+    return run;
+  };
+
+  const server = createServer((socket) => serve(socket, opts, serialize));
+  server.on('error', () => {});
+  try {
+    unlinkSync(opts.socket);
+  } catch {}
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.socket, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  chmodSync(opts.socket, 0o600);
+  server.unref();
+  return server;
+}
+
+function serve(
+  socket: Socket,
+  opts: ServerOptions,
+  serialize: <T>(fn: () => Promise<T>) => Promise<T>,
+): void {
+  socket.unref();
+  socket.on('error', () => {});
+  const decoder = new FrameDecoder(opts.maxFrame ?? MAX_FRAME);
+  const closers: (() => void)[] = [];
+  let greeted = false;
+  socket.setTimeout(opts.handshakeMs ?? 10_000, () => {
+    if (!greeted) socket.destroy();
+  });
+  socket.on('close', () => {
+    for (const fn of closers.splice(0)) {
+      try {
+        fn();
+      } catch {}
+    }
+  });
+
+  const send = (msg: unknown): void => {
+    if (socket.destroyed || !socket.writable) return;
+    let frame: Buffer;
+    try {
+      frame = encodeFrame(msg);
+    } catch (e) {
+      // An answer that cannot be encoded (a cycle, a BigInt, too large) is still answered.
+      const id = (msg as { id?: unknown }).id ?? null;
+      frame = encodeFrame({
+        id,
+        ok: false,
+        error: { code: 'EPROTO', message: `cannot encode answer: ${errorBody(e).message}` },
+      });
+    }
+    socket.write(frame);
+  };
+  const fail = (id: number | string | null, e: unknown): void =>
+    send({ id, ok: false, error: errorBody(e) } satisfies Answer);
+
+  socket.on('data', (chunk: Buffer) => {
+    let frames;
+    try {
+      frames = decoder.push(chunk);
+    } catch (e) {
+      // The length prefix is not to be trusted any more: answer once and close.
+      fail(null, e);
+      socket.end();
+      return;
+    }
+    for (const f of frames) {
+      if (f.kind === 'malformed') {
+        fail(null, new LivepatchError('EPROTO', `malformed frame: ${f.reason}`));
+        continue;
+      }
+      if (!greeted) {
+        const h = f.value as { hello?: unknown; protocol?: unknown } | null;
+        if (h === null || typeof h !== 'object' || h.hello !== 'livepatch') {
+          fail(null, new LivepatchError('EPROTO', 'expected a handshake first'));
+          socket.end();
+          return;
+        }
+        if (h.protocol !== PROTOCOL_VERSION) {
+          fail(
+            null,
+            new LivepatchError(
+              'EPROTO',
+              `unsupported protocol version '${String(h.protocol)}' (this process speaks ${PROTOCOL_VERSION})`,
+              { protocol: PROTOCOL_VERSION },
+            ),
+          );
+          socket.end();
+          return;
+        }
+        greeted = true;
+        socket.setTimeout(0);
+        send({ hello: 'livepatch', protocol: PROTOCOL_VERSION, ...opts.hello } satisfies HelloAnswer);
+        continue;
+      }
+      dispatch(f.value);
+    }
+  });
+
+  function dispatch(value: unknown): void {
+    const req = value as { id?: unknown; command?: unknown; args?: unknown } | null;
+    const id =
+      req !== null && typeof req === 'object' && (typeof req.id === 'number' || typeof req.id === 'string')
+        ? req.id
+        : null;
+    if (req === null || typeof req !== 'object' || Array.isArray(req))
+      return fail(id, new LivepatchError('EPROTO', 'a request must be a JSON object'));
+    if (id === null)
+      return fail(null, new LivepatchError('EPROTO', "a request needs an 'id' (number or string)"));
+    if (typeof req.command !== 'string' || !commandSet.has(req.command))
+      return fail(id, new LivepatchError('EPROTO', `unknown command '${String(req.command)}'`));
+    if (
+      req.args !== undefined &&
+      (req.args === null || typeof req.args !== 'object' || Array.isArray(req.args))
+    )
+      return fail(id, new LivepatchError('EPROTO', "'args' must be a JSON object"));
+    const handler = opts.handlers[req.command as Command];
+    if (handler === undefined)
+      return fail(
+        id,
+        new LivepatchError('ENODEV', `command '${req.command}' is not available in this process`),
+      );
+    const args = (req.args ?? {}) as Record<string, unknown>;
+    const ctx: HandlerContext = {
+      emit: (event) => send({ id, event }),
+      onClose: (fn) => closers.push(fn),
+    };
+    const run = async (): Promise<unknown> => handler.run(args, ctx);
+    (handler.mutating ? serialize(run) : run()).then(
+      (result) => send({ id, ok: true, result: result ?? null } satisfies Answer),
+      (e: unknown) => fail(id, e),
+    );
+  }
+}
