@@ -1,0 +1,50 @@
+// What gets instrumented: the app's own files by default, dependencies only when named, never livepatch itself.
+import { relative, sep } from 'node:path';
+import type { InstrumentRule, LoaderConfig } from './config.js';
+import type { ModuleIdentity } from './module-id.js';
+
+export type Decision = { instrument: true } | { instrument: false; reason: string; note: boolean };
+
+function isInside(dir: string, file: string): boolean {
+  return file.startsWith(dir + sep);
+}
+
+/** True when `file` belongs to the app itself: under the app root and not inside any node_modules. */
+export function isAppFile(file: string, appRoot: string): boolean {
+  return isInside(appRoot, file) && !relative(appRoot, file).split(sep).includes('node_modules');
+}
+
+/** `*` matches every package, `@scope/*` every package of the scope, anything else one exact name. */
+export function ruleMatches(pattern: string, packageName: string): boolean {
+  if (pattern === '*') return true;
+  if (pattern.endsWith('/*')) return packageName.startsWith(pattern.slice(0, -1));
+  return pattern === packageName;
+}
+
+/**
+ * Decides whether the module at `file` is instrumented. The last rule matching its package wins; without one,
+ * app files are in and everything else is out. `note` says whether the runtime should hear of a refusal (it
+ * lists such modules as not patchable); livepatch's own files are not worth listing.
+ */
+export function decide(file: string, identity: ModuleIdentity, config: LoaderConfig): Decision {
+  if (config.selfDirs.some((d) => isInside(d, file))) {
+    return { instrument: false, reason: "livepatch's own code", note: false };
+  }
+  let last: InstrumentRule | undefined;
+  for (const rule of config.rules) if (ruleMatches(rule.pattern, identity.packageName)) last = rule;
+  if (last === undefined) {
+    return isAppFile(file, config.appRoot)
+      ? { instrument: true }
+      : {
+          instrument: false,
+          reason: `package '${identity.packageName}' is not named in 'livepatch.instrument' or LIVEPATCH_INSTRUMENT`,
+          note: true,
+        };
+  }
+  if (!last.exclude) return { instrument: true };
+  return {
+    instrument: false,
+    reason: `package '${identity.packageName}' excluded by '-${last.pattern}' in ${last.from}`,
+    note: true,
+  };
+}

@@ -1,0 +1,77 @@
+// The ESM hooks on Node 22.15+ and 24: module.registerHooks, synchronous, in the main thread.
+import * as nodeModule from 'node:module';
+import { fileURLToPath } from 'node:url';
+import type { LoaderConfig } from './config.js';
+import { isPatchUrl, resolveSelf } from './patch-modules.js';
+import { transformModule, type TransformContext } from './transform.js';
+
+interface ResolveResult {
+  url: string;
+  format?: string | null | undefined;
+  shortCircuit?: boolean;
+}
+interface LoadResult {
+  format?: string | null | undefined;
+  source?: string | ArrayBuffer | ArrayBufferView | null | undefined;
+  shortCircuit?: boolean;
+}
+type Context = Record<string, unknown>;
+interface SyncHooks {
+  resolve(
+    specifier: string,
+    context: Context,
+    next: (s: string, c?: Context) => ResolveResult,
+  ): ResolveResult;
+  load(url: string, context: Context, next: (u: string, c?: Context) => LoadResult): LoadResult;
+}
+type RegisterHooks = (hooks: SyncHooks) => { deregister(): void };
+
+/** Decodes a load hook's source (string, Buffer or other typed array) as UTF-8. */
+export function sourceText(source: string | ArrayBuffer | ArrayBufferView): string {
+  if (typeof source === 'string') return source;
+  const bytes = ArrayBuffer.isView(source)
+    ? new Uint8Array(source.buffer, source.byteOffset, source.byteLength)
+    : new Uint8Array(source);
+  return new TextDecoder().decode(bytes);
+}
+
+/** Falls back to livepatch's own copy for `livepatch` when the importer cannot resolve it (a patch module). */
+export function resolveWithSelf(
+  specifier: string,
+  selfRoot: string,
+  next: () => ResolveResult,
+): ResolveResult {
+  try {
+    return next();
+  } catch (e) {
+    const url = resolveSelf(specifier, selfRoot);
+    if (url === undefined) throw e;
+    return { url, format: 'module', shortCircuit: true };
+  }
+}
+
+/** Installs the hooks; returns their deregistration. ESM only: CommonJS goes through the compile hook. */
+export function installSyncHooks(ctx: TransformContext, config: LoaderConfig): () => void {
+  const registerHooks = (nodeModule as unknown as { registerHooks: RegisterHooks }).registerHooks;
+  const handle = registerHooks({
+    resolve(specifier, context, next) {
+      return resolveWithSelf(specifier, config.selfRoot, () => next(specifier, context));
+    },
+    load(url, context, next) {
+      const result = next(url, context);
+      if (
+        result.format !== 'module' ||
+        result.source == null ||
+        !url.startsWith('file:') ||
+        isPatchUrl(url)
+      ) {
+        return result;
+      }
+      return {
+        ...result,
+        source: transformModule(ctx, fileURLToPath(url), sourceText(result.source), 'module'),
+      };
+    },
+  });
+  return () => handle.deregister();
+}

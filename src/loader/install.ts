@@ -1,0 +1,52 @@
+// Puts the loader in place: configuration, instrumenter, cache, the ESM hook chosen by the feature table, and
+// the CommonJS compile hook. Called once per process by register.ts.
+import * as nodeModule from 'node:module';
+import { MessageChannel } from 'node:worker_threads';
+import type { ModuleNote, Registry } from '../runtime/abi.js';
+import { openCache } from './cache.js';
+import { loadConfig, type LoaderConfig } from './config.js';
+import { esmHookKind } from './features.js';
+import type { AsyncHooksData } from './hooks-async.js';
+import { installCompileHook } from './hooks-cjs.js';
+import { installSyncHooks } from './hooks-sync.js';
+import { loadInstrumenter } from './instrumenter.js';
+import { debug } from './log.js';
+import type { TransformContext } from './transform.js';
+
+/**
+ * Installs the hooks; modules loaded from now on are instrumented and registered with `registry`. Throws when
+ * the loader cannot work at all (no instrumenter, no hook API): the caller warns and the app runs as is.
+ */
+export async function installLoader(
+  registry: Registry,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<LoaderConfig> {
+  const config = loadConfig(env);
+  const note = (n: ModuleNote) => {
+    try {
+      registry.noteModule(n);
+    } catch {
+      // A registry that fails to take a note must not fail the module's load.
+    }
+  };
+  const ctx: TransformContext = {
+    config,
+    instrumenter: await loadInstrumenter(),
+    cache: config.cacheDir === null ? null : openCache(config.cacheDir, config.cacheDirShared),
+    note,
+  };
+  const kind = esmHookKind(env);
+  if (kind === 'none') throw new Error(`Node.js ${process.version} has no module hooks`);
+  if (kind === 'sync') {
+    installSyncHooks(ctx, config);
+  } else {
+    const { port1, port2 } = new MessageChannel();
+    port1.on('message', note);
+    port1.unref(); // notes must never keep the app alive
+    const data: AsyncHooksData = { config, port: port2 };
+    nodeModule.register(new URL('./hooks-async.js', import.meta.url), { data, transferList: [port2] });
+  }
+  installCompileHook(ctx, kind !== 'sync');
+  debug(`hooks '${kind}'+compile; app root '${config.appRoot}'; cache '${ctx.cache?.dir ?? 'off'}'`);
+  return config;
+}

@@ -1,0 +1,58 @@
+// The `livepatch/register` entry (`node --import livepatch/register app.js`): registry, hooks, control socket,
+// all before the app's first line runs. It never stops the app: a failure is one warning and the app runs as is.
+import { ABI_VERSION, REGISTRY_KEY, type Registry } from '../runtime/abi.js';
+import { installLoader } from './install.js';
+import { warn } from './log.js';
+
+const LOADER_KEY = Symbol.for('livepatch.loader');
+
+function reason(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+async function importOptional(specifier: string): Promise<Record<string, unknown>> {
+  return (await import(specifier)) as Record<string, unknown>;
+}
+
+async function runtimeRegistry(): Promise<Registry> {
+  // abi.md §4: a registry already there (another copy of livepatch) is the one that patches.
+  const existing = (globalThis as Record<symbol, unknown>)[REGISTRY_KEY] as Registry | undefined;
+  if (existing !== undefined) return existing;
+  const install = (await importOptional('../runtime/registry.js')).installRegistry as () => Registry;
+  return install();
+}
+
+async function main(): Promise<void> {
+  const env = process.env;
+  if (env.LIVEPATCH_DISABLE === '1' || env.LIVEPATCH_DISABLE === 'true') return;
+  const g = globalThis as Record<symbol, unknown>;
+  if (g[LOADER_KEY] !== undefined) return; // imported twice (NODE_OPTIONS and the command line): hooks once
+  g[LOADER_KEY] = true;
+
+  let registry: Registry;
+  try {
+    registry = await runtimeRegistry();
+    if (registry.abi !== ABI_VERSION) {
+      throw new Error(
+        `the registry of livepatch ${registry.version} speaks ABI ${registry.abi}, not ${ABI_VERSION}`,
+      );
+    }
+  } catch (e) {
+    warn(`cannot start the runtime (${reason(e)}); running uninstrumented`);
+    return;
+  }
+  try {
+    await installLoader(registry, env);
+  } catch (e) {
+    warn(`cannot install the loader (${reason(e)}); running uninstrumented`);
+    return;
+  }
+  try {
+    const start = (await importOptional('../control/index.js')).startControl as () => Promise<void>;
+    await start();
+  } catch (e) {
+    warn(`cannot start the control server (${reason(e)}); patches cannot be loaded into this process`);
+  }
+}
+
+await main().catch((e: unknown) => warn(`loader failed (${reason(e)}); running uninstrumented`));

@@ -1,0 +1,90 @@
+// One module through the loader: decide, hash, instrument (or take it from the cache), and note what happened.
+// Runs in the main thread (CommonJS, and ESM on Node 22.15+) and in the Node 20 hooks thread (ESM).
+import { readFileSync } from 'node:fs';
+import type { ModuleFormat, SourceMapV3 } from '../instrument/types.js';
+import type { ModuleNote } from '../runtime/abi.js';
+import { cacheKey, type DiskCache } from './cache.js';
+import type { LoaderConfig } from './config.js';
+import { decide } from './filter.js';
+import type { Instrumenter } from './instrumenter.js';
+import { debug, warn } from './log.js';
+import { contentHash, moduleIdentity } from './module-id.js';
+import { takeSourceMap, unwrapTsxCjs, withInlineMap } from './source-map.js';
+
+export interface TransformContext {
+  config: LoaderConfig;
+  instrumenter: Instrumenter;
+  cache: DiskCache | null;
+  /** Passes a note to the runtime registry (directly, or from the hooks thread through a port). */
+  note(note: ModuleNote): void;
+}
+
+// Every instrumented module starts with this (abi.md §1). Seeing it means another hook (or a second copy of
+// livepatch) already did the work: the module must be instrumented exactly once.
+const HEADER = 'const __lp$m = { __lp$u_';
+
+/** True when `source` is already instrumented output. */
+export function isInstrumented(source: string): boolean {
+  return source.includes(HEADER);
+}
+
+function instrumentFresh(
+  ctx: TransformContext,
+  source: string,
+  file: string,
+  id: string,
+  hash: string,
+  format: ModuleFormat,
+): string {
+  const taken = takeSourceMap(source, file);
+  const unwrapped = format === 'commonjs' ? unwrapTsxCjs(taken.code, file, taken.map) : undefined;
+  const input = unwrapped?.body ?? taken.code;
+  const inputMap: SourceMapV3 | undefined = unwrapped !== undefined ? unwrapped.map : taken.map;
+  const out = ctx.instrumenter.instrument(input, { id, hash, file, format, inputMap });
+  const [code, map] = unwrapped !== undefined ? unwrapped.wrap(out.code, out.map) : [out.code, out.map];
+  return withInlineMap(code, map);
+}
+
+/**
+ * Returns the code to run for the module at absolute path `file`, given the `source` Node (or a transpiler
+ * before us) produced for it: instrumented when the filters allow it, else `source` unchanged. Never throws: a
+ * module that cannot be instrumented loads as it is, after one warning naming it and a 'failed' note.
+ */
+export function transformModule(
+  ctx: TransformContext,
+  file: string,
+  source: string,
+  format: ModuleFormat,
+): string {
+  let id = file;
+  let hash = '';
+  try {
+    if (isInstrumented(source)) return source;
+    const identity = moduleIdentity(file);
+    id = identity.id;
+    const decision = decide(file, identity, ctx.config);
+    if (!decision.instrument) {
+      if (decision.note) ctx.note({ id, hash, file, status: 'skipped', reason: decision.reason });
+      return source;
+    }
+    hash = contentHash(readFileSync(file));
+    const key = cacheKey([ctx.instrumenter.version, id, file, format, hash, contentHash(source)]);
+    const cached = ctx.cache?.get(key);
+    if (cached !== undefined) {
+      debug(`'${id}': cache hit`);
+      return cached;
+    }
+    const started = performance.now();
+    const code = instrumentFresh(ctx, source, file, id, hash, format);
+    debug(`'${id}': instrumented in ${(performance.now() - started).toFixed(1)} ms`);
+    ctx.cache?.set(key, code);
+    return code;
+  } catch (e) {
+    const reason = e instanceof Error ? e.message : String(e);
+    warn(`failed to instrument module '${id}': ${reason}; loading it uninstrumented`);
+    try {
+      ctx.note({ id, hash, file, status: 'failed', reason });
+    } catch {}
+    return source;
+  }
+}
