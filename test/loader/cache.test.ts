@@ -1,0 +1,35 @@
+// The on-disk cache of instrumented output: round trip, damaged entries, crash leftovers, a private tmp dir.
+import assert from 'node:assert/strict';
+import { chmodSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { cacheKey, openCache } from '../../src/loader/cache.js';
+import { tmpProject } from '../helpers.js';
+
+test('entries round-trip and damaged ones are ignored and removed', (t) => {
+  const p = tmpProject({});
+  t.after(p.cleanup);
+  const cache = openCache(join(p.dir, 'c'), false);
+  assert.ok(cache);
+  const key = cacheKey(['v1', 'app/a.js', 'x']);
+  assert.equal(cache.get(key), undefined);
+  cache.set(key, 'const a = 1;\nmore\n');
+  assert.equal(cache.get(key), 'const a = 1;\nmore\n');
+  assert.deepEqual(readdirSync(cache.dir), [key], 'no temporary files left behind');
+  const path = join(cache.dir, key);
+  writeFileSync(path, readFileSync(path, 'utf8').replace('a = 1', 'a = 2'));
+  assert.equal(cache.get(key), undefined, 'a modified entry is refused');
+  assert.deepEqual(readdirSync(cache.dir), []);
+  writeFileSync(path, 'garbage without a newline');
+  assert.equal(cache.get(key), undefined);
+  assert.notEqual(cacheKey(['v1', 'app/a.js', 'x']), cacheKey(['v2', 'app/a.js', 'x']));
+});
+
+test('a shared cache directory must be private to this user', (t) => {
+  const p = tmpProject({});
+  t.after(p.cleanup);
+  const root = join(p.dir, 'shared');
+  assert.ok(openCache(root, true));
+  chmodSync(root, 0o777);
+  assert.equal(openCache(root, true), null);
+});
