@@ -1,0 +1,192 @@
+// Tasks and universes: which unit of work runs in which universe while a transition lasts (livepatch's
+// per-task patch_state). HTTP requests become tasks with no app change; other work through task(fn).
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { subscribe } from 'node:diagnostics_channel';
+import { createRequire } from 'node:module';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/** The kernel's KLP_TRANSITION_UNPATCHED / KLP_TRANSITION_PATCHED. */
+export type Universe = 0 | 1;
+export const UNPATCHED: Universe = 0;
+export const PATCHED: Universe = 1;
+
+export interface Task {
+  readonly id: number;
+  readonly kind: 'http' | 'task';
+  readonly label: string;
+  readonly startedAt: number;
+  /** The universe this task runs in, fixed for its life (meaningful only while `gen` is current). */
+  state: Universe;
+  /** The transition it was tagged in; 0 when it started while no transition ran (never tagged). */
+  gen: number;
+  /** Patched functions it entered during the current transition. */
+  entered: Set<string> | undefined;
+}
+
+/**
+ * The table of running tasks. Outside a transition it only keeps the set of running tasks (so that the
+ * next transition knows which tasks are old); no AsyncLocalStorage runs, so there is no promise-hook tax.
+ * During a transition, tasks started since it began are tagged with AsyncLocalStorage; a context without
+ * a current tag is treated as an old task (`base`), because a task that started before the transition
+ * cannot be told apart from code outside any task without tagging every task all the time.
+ */
+export class TaskTable {
+  readonly active = new Set<Task>();
+  /** Current transition generation; 0 when no transition runs. */
+  gen = 0;
+  target: Universe = PATCHED;
+  /** The universe of untagged contexts during the transition: the one the transition started from. */
+  base: Universe = UNPATCHED;
+  /** Functions entered by untagged contexts during the transition (old tasks share this record). */
+  readonly untaggedEntered = new Set<string>();
+  /** Called when a task that is not in the target universe ends: the transition may be complete now. */
+  onOldTaskEnd: () => void = () => {};
+  private readonly als = new AsyncLocalStorage<Task>();
+  private nextId = 1;
+  private nextGen = 1;
+  private hooked = false;
+
+  /** Starts a transition towards `target`: every running task is old (in `!target`) from now on. */
+  beginTransition(target: Universe): void {
+    this.gen = this.nextGen++;
+    this.target = target;
+    this.base = target === PATCHED ? UNPATCHED : PATCHED;
+    this.untaggedEntered.clear();
+    for (const t of this.active) {
+      t.state = this.base;
+      t.entered = undefined;
+    }
+  }
+
+  /** Reverses the running transition: tasks that never switched are now already in the target. */
+  reverse(): void {
+    this.target = this.target === PATCHED ? UNPATCHED : PATCHED;
+  }
+
+  /** Moves every task to the target without any check (force). */
+  forceAll(): void {
+    for (const t of this.active) t.state = this.target;
+    this.base = this.target;
+  }
+
+  /** Ends the transition: untag everything and switch the promise hooks off again (js-runtime.md §6). */
+  endTransition(): void {
+    this.gen = 0;
+    this.untaggedEntered.clear();
+    for (const t of this.active) t.entered = undefined;
+    this.als.disable();
+  }
+
+  /** Tasks still in the old universe of the running transition. */
+  pending(): Task[] {
+    if (this.gen === 0) return [];
+    return [...this.active].filter((t) => t.state !== this.target);
+  }
+
+  /** The current task if it was tagged in this transition, else undefined. Slow path only. */
+  current(): Task | undefined {
+    const t = this.als.getStore();
+    return t !== undefined && t.gen === this.gen && this.gen !== 0 ? t : undefined;
+  }
+
+  /** Universe of the calling context during a transition; records that it entered `func`. */
+  universeOf(func: string): Universe {
+    const t = this.current();
+    if (t === undefined) {
+      this.untaggedEntered.add(func);
+      return this.base;
+    }
+    (t.entered ??= new Set()).add(func);
+    return t.state;
+  }
+
+  /** Registers a task that starts now. During a transition it is tagged with the universe it runs in. */
+  begin(kind: Task['kind'], label: string): Task {
+    const t: Task = {
+      id: this.nextId++,
+      kind,
+      label,
+      startedAt: Date.now(),
+      state: this.target,
+      gen: 0,
+      entered: undefined,
+    };
+    if (this.gen !== 0) {
+      // A task started inside a tagged task inherits its universe, as a forked child inherits its parent's.
+      const parent = this.current();
+      t.state = parent !== undefined ? parent.state : this.target;
+      t.gen = this.gen;
+    }
+    this.active.add(t);
+    return t;
+  }
+
+  end(t: Task): void {
+    if (!this.active.delete(t)) return;
+    if (this.gen !== 0 && t.state !== this.target) this.onOldTaskEnd();
+  }
+
+  /** Runs fn as a task: the task ends when fn returns, or when the promise it returns settles. */
+  run<T>(fn: () => T, label: string): T {
+    const t = this.begin('task', label);
+    let result: T;
+    try {
+      result = t.gen !== 0 ? this.als.run(t, fn) : fn();
+    } catch (e) {
+      this.end(t);
+      throw e;
+    }
+    if (
+      result !== null &&
+      typeof result === 'object' &&
+      typeof (result as { then?: unknown }).then === 'function'
+    ) {
+      const done = () => this.end(t);
+      (result as unknown as PromiseLike<unknown>).then(done, done);
+    } else {
+      this.end(t);
+    }
+    return result;
+  }
+
+  /** Makes every request of node:http, node:https and node:http2 servers a task. Idempotent. */
+  hookServers(): void {
+    if (this.hooked) return;
+    this.hooked = true;
+    // node:http and https publish this right before emitting 'request', in the same synchronous context
+    // (Node ≥ 18.7), so enterWith here tags the handler and every continuation it creates, including the
+    // request's later 'data'/'end' events (which run(...) would lose: js-runtime.md §6).
+    subscribe('http.server.request.start', (message) => {
+      const { request, response } = message as { request: IncomingMessage; response: ServerResponse };
+      const t = this.begin('http', `${request.method ?? '?'} ${request.url ?? ''}`);
+      if (t.gen !== 0) this.als.enterWith(t);
+      response.once('close', () => this.end(t));
+    });
+    this.hookHttp2();
+  }
+
+  private hookHttp2(): void {
+    // node:http2 has no request channel on Node 20/22: wrap the 'stream' emission of its two server
+    // classes (the compat 'request' event is derived from 'stream', so both APIs are covered).
+    const require = createRequire(import.meta.url);
+    const http2 = require('node:http2') as typeof import('node:http2');
+    const table = this;
+    const protos = new Set<object>([
+      Object.getPrototypeOf(http2.createServer()) as object,
+      Object.getPrototypeOf(http2.createSecureServer({ allowHTTP1: false })) as object,
+    ]);
+    for (const proto of protos) {
+      const p = proto as { emit: (event: string | symbol, ...args: unknown[]) => boolean };
+      const original = p.emit;
+      p.emit = function emit(this: unknown, event: string | symbol, ...args: unknown[]): boolean {
+        if (event !== 'stream') return original.call(this, event, ...args);
+        const stream = args[0] as { once(e: string, f: () => void): void };
+        const headers = (args[1] ?? {}) as Record<string, string>;
+        const t = table.begin('http', `${headers[':method'] ?? '?'} ${headers[':path'] ?? ''}`);
+        if (t.gen !== 0) table.als.enterWith(t);
+        stream.once('close', () => table.end(t));
+        return original.call(this, event, ...args);
+      };
+    }
+  }
+}
