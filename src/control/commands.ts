@@ -1,7 +1,7 @@
 // The control commands: each maps one request onto the runtime, as the kernel's sysfs files map onto klp_*.
 import type { KeyObject } from 'node:crypto';
 import { LivepatchError } from '../errors.js';
-import { checkPatchName, importPatch, type ReceivedPatch } from './patches.js';
+import { checkPatchName, fixesOf, importPatch, type ReceivedPatch } from './patches.js';
 import type { PatchOrigin, ProcessMeta, Command } from './protocol.js';
 import type { Handler } from './server.js';
 import type { ControlTarget } from './target.js';
@@ -79,8 +79,14 @@ export async function loadReceived(
     signedBy: imported.signedBy,
     loadedAt: new Date().toISOString(),
     from,
+    fixes: fixesOf(patch.bytes),
   };
-  await t.loadPatch(imported.spec, { ...origin });
+  await t.loadPatch(imported.spec, {
+    source: hash,
+    file: imported.file,
+    ...(imported.signedBy !== null ? { signedBy: imported.signedBy } : {}),
+    fixes: origin.fixes,
+  });
   state.origins.set(name, origin);
   return { name, already: false, transition: t.transition()?.patch === name, sha256: hash };
 }

@@ -18,6 +18,7 @@ import type { ControlTarget } from './target.js';
 import { loadTrustedKeys, TRUSTED_KEYS_ENV } from './trust.js';
 import { readInstalled } from './patches.js';
 import { isLivepatchError } from '../errors.js';
+import { getRuntime } from '../runtime/index.js';
 
 let started: Promise<void> | undefined;
 
@@ -36,13 +37,11 @@ export function processName(env: NodeJS.ProcessEnv = process.env, argv = process
   return basename(process.execPath);
 }
 
-async function resolveTarget(): Promise<ControlTarget | null> {
-  // A variable specifier keeps the control server buildable and testable without the runtime.
-  const spec = '../runtime/index.js';
+function resolveTarget(): ControlTarget | null {
   try {
-    const mod = (await import(spec)) as { getRuntime?: () => ControlTarget };
-    return typeof mod.getRuntime === 'function' ? mod.getRuntime() : null;
-  } catch {
+    return getRuntime();
+  } catch (e) {
+    warn(`the livepatch runtime is not available: ${(e as Error).message}`);
     return null;
   }
 }
@@ -94,7 +93,7 @@ async function start(): Promise<void> {
     protocol: PROTOCOL_VERSION,
     socket: sock,
   };
-  const runtime = await resolveTarget();
+  const runtime = resolveTarget();
   const state: ControlState = {
     meta,
     target: () => runtime,

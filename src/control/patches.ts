@@ -104,3 +104,17 @@ export function readInstalled(dir: string): ReceivedPatch[] {
       return { bytes: readFileSync(join(dir, f)), file: f, signature };
     });
 }
+
+/**
+ * Fix ids named in the patch's leading comments: `// @livepatch-fixes CVE-2026-1234, SHOP-42`. They are
+ * part of the signed bytes, so `status` can say which fixes a process carries without trusting anything else.
+ */
+export function fixesOf(bytes: Buffer): string[] {
+  const head = bytes.subarray(0, 8192).toString('utf8');
+  const out: string[] = [];
+  for (const m of head.matchAll(/^\s*(?:\/\/|\*|\/\*)\s*@livepatch-fixes\s+(.+)$/gm)) {
+    for (const id of (m[1] ?? '').replace(/\*\/\s*$/, '').split(/[\s,]+/))
+      if (/^[A-Za-z0-9_.:-]{1,64}$/.test(id)) out.push(id);
+  }
+  return out.slice(0, 32);
+}

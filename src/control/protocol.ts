@@ -97,4 +97,6 @@ export interface PatchOrigin {
   signedBy: string | null;
   loadedAt: string;
   from: 'socket' | 'install';
+  /** Fix ids from the patch's `@livepatch-fixes` comment (CVE ids, tickets). */
+  fixes: string[];
 }

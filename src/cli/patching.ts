@@ -1,0 +1,201 @@
+// The commands that change a process: load, enable, disable, unload, force — each following its transition.
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import type { ControlClient } from '../control/client.js';
+import type { TaskView, TransitionView } from '../control/target.js';
+import { LivepatchError } from '../errors.js';
+import type { Options } from './args.js';
+import type { Target } from './discover.js';
+import { duration, table, type TreePatch } from './format.js';
+import { checkLocally, readSignature } from './keys.js';
+import { eachTarget, EXIT, type Io, type Outcome } from './session.js';
+
+const POLL_MS = 100;
+
+interface Followed {
+  done: boolean;
+  ms: number;
+  tasks: TaskView[];
+}
+
+/**
+ * Polls the process until the transition of `name` is over or `timeoutMs` passed, keeping one progress
+ * line up to date (redrawn in place on a terminal, printed on change otherwise).
+ */
+export async function followTransition(
+  c: ControlClient,
+  name: string,
+  timeoutMs: number,
+  io: Io,
+  quiet: boolean,
+): Promise<Followed> {
+  const t0 = Date.now();
+  let lastLine = '';
+  let tasks: TaskView[] = [];
+  const show = (line: string) => {
+    if (quiet || line === lastLine) return;
+    lastLine = line;
+    if (io.tty) process.stderr.write(`\r\x1b[K${line}`);
+    else io.err(line);
+  };
+  try {
+    for (;;) {
+      const tr = (await c.request('transition')) as TransitionView | null;
+      if (tr === null || tr.patch !== name) return { done: true, ms: Date.now() - t0, tasks: [] };
+      tasks = tr.tasks ?? [];
+      const oldest = tasks.reduce<TaskView | undefined>(
+        (a, b) => (a === undefined || b.ageMs > a.ageMs ? b : a),
+        undefined,
+      );
+      show(
+        `  ${tasks.length} task${tasks.length === 1 ? '' : 's'} left in the old universe` +
+          (oldest ? ` (oldest: ${oldest.kind} ${oldest.label}, ${duration(oldest.ageMs)})` : ''),
+      );
+      if (Date.now() - t0 >= timeoutMs) return { done: false, ms: Date.now() - t0, tasks };
+      await new Promise((r) => setTimeout(r, POLL_MS));
+    }
+  } finally {
+    if (io.tty && lastLine !== '' && !quiet) process.stderr.write('\r\x1b[K');
+  }
+}
+
+function stalledReport(name: string, f: Followed, t: Target, target: string): string {
+  const sel = `--pid ${t.pid}`;
+  const rows = f.tasks.map((k) => [String(k.id), k.kind, duration(k.ageMs), k.label]);
+  return [
+    `patch transition of '${name}' has stalled after ${duration(f.ms)}: ${f.tasks.length} task${f.tasks.length === 1 ? '' : 's'} still run${f.tasks.length === 1 ? 's' : ''} code of the old universe`,
+    ...(rows.length > 0
+      ? [table([['  TASK', 'KIND', 'AGE', 'WHAT'], ...rows.map((r) => [`  ${r[0]}`, ...r.slice(1)])])]
+      : []),
+    `the patch stays in transition (${target}); what to do:`,
+    `  - wait: each task switches when it ends; 'livepatch list ${sel}' shows the state`,
+    `  - end the stalled work (close the long request or connection), then check again`,
+    `  - reverse: 'livepatch disable ${name} ${sel}' takes the patch back out`,
+    `  - force: 'livepatch force ${name} ${sel}' completes it now; unsafe if those tasks may mix old and new code`,
+  ].join('\n');
+}
+
+async function finish(
+  c: ControlClient,
+  t: Target,
+  name: string,
+  verb: string,
+  target: string,
+  o: Options,
+  io: Io,
+  label: string,
+  extra: Record<string, unknown>,
+): Promise<Outcome> {
+  const f = await followTransition(c, name, o.timeout * 1000, io, o.json);
+  if (!f.done) {
+    if (!o.json) io.err(label + stalledReport(name, f, t, target));
+    return {
+      code: EXIT.timeout,
+      json: { name, ...extra, transition: true, stalled: f.tasks, waitedMs: f.ms },
+    };
+  }
+  if (!o.json) io.out(`${label}${verb} '${name}': transition complete (${duration(f.ms)})`);
+  return { code: EXIT.ok, json: { name, ...extra, transition: false, transitionMs: f.ms } };
+}
+
+export async function load(o: Options, io: Io, file: string): Promise<number> {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch (e) {
+    throw new LivepatchError(
+      'ENOENT',
+      `cannot read patch '${file}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
+  }
+  const signature = readSignature(file);
+  checkLocally(bytes, signature, file);
+  return eachTarget(o, io, false, async (c, t, label) => {
+    if (c.hello.enforcing) {
+      if (signature === undefined)
+        throw new LivepatchError(
+          'EPERM',
+          `patch '${file}' is not signed (no '${file}.sig') and process ${t.pid} only loads signed patches; sign it with 'livepatch sign ${file} --key KEY'`,
+        );
+      const key = (JSON.parse(signature) as { key?: string }).key;
+      if (key !== undefined && !c.hello.keys.includes(key))
+        throw new LivepatchError(
+          'EPERM',
+          `patch '${file}' is signed by key '${key}', which process ${t.pid} does not trust`,
+          {
+            key,
+            trusted: c.hello.keys,
+          },
+        );
+    }
+    if (!o.json) io.out(`${label}loading patch '${basename(file)}' into pid ${t.pid} (${t.name})`);
+    const r = (await c.request('load', {
+      source: bytes.toString('base64'),
+      file: basename(file),
+      ...(signature !== undefined ? { signature } : {}),
+    })) as { name: string; already: boolean; sha256: string };
+    if (r.already) {
+      if (!o.json)
+        io.out(`${label}patch '${r.name}' is already loaded with these exact contents; nothing to do`);
+      return { code: EXIT.ok, json: { name: r.name, already: true, sha256: r.sha256 } };
+    }
+    if (!o.json)
+      io.out(`${label}waiting (up to ${o.timeout} s) for the patching transition of '${r.name}'...`);
+    return finish(c, t, r.name, 'patched', 'patching', o, io, label, {
+      already: false,
+      sha256: r.sha256,
+      enabled: true,
+    });
+  });
+}
+
+export async function enable(o: Options, io: Io, name: string): Promise<number> {
+  return eachTarget(o, io, false, async (c, t, label) => {
+    await c.request('enable', { name });
+    return finish(c, t, name, 'enabled', 'patching', o, io, label, { enabled: true });
+  });
+}
+
+export async function disable(o: Options, io: Io, name: string): Promise<number> {
+  return eachTarget(o, io, false, async (c, t, label) => {
+    await c.request('disable', { name });
+    return finish(c, t, name, 'disabled', 'unpatching', o, io, label, { enabled: false });
+  });
+}
+
+export async function unload(o: Options, io: Io, name: string): Promise<number> {
+  return eachTarget(o, io, false, async (c, t, label) => {
+    const tree = (await c.request('list')) as { patches?: TreePatch[] };
+    const p = tree.patches?.find((x) => x.name === name);
+    if (p === undefined)
+      throw new LivepatchError('ENOENT', `patch '${name}' is not loaded in pid ${t.pid}`, { name });
+    if (p.enabled) {
+      await c.request('disable', { name });
+      const r = await finish(c, t, name, 'disabled', 'unpatching', o, io, label, { enabled: false });
+      if (r.code !== EXIT.ok) {
+        if (!o.json) io.err(`${label}patch '${name}' was not removed: it is still in transition`);
+        return r;
+      }
+    } else if (p.transition) {
+      const r = await finish(c, t, name, 'disabled', 'unpatching', o, io, label, { enabled: false });
+      if (r.code !== EXIT.ok) return r;
+    }
+    await c.request('remove', { name });
+    if (!o.json) io.out(`${label}unloaded '${name}'`);
+    return { code: EXIT.ok, json: { name, removed: true } };
+  });
+}
+
+export async function force(o: Options, io: Io, name: string): Promise<number> {
+  return eachTarget(o, io, false, async (c, t, label) => {
+    const before = (await c.request('transition')) as TransitionView | null;
+    await c.request('force', { name });
+    const n = before?.patch === name ? before.tasks.length : 0;
+    if (!o.json)
+      io.out(
+        `${label}forced the transition of '${name}' in pid ${t.pid} to complete` +
+          (n > 0 ? `; ${n} task${n === 1 ? '' : 's'} that started in the old universe now run new code` : ''),
+      );
+    return { code: EXIT.ok, json: { name, forced: true, tasks: n } };
+  });
+}

@@ -1,0 +1,213 @@
+// The reporting commands: ps, list, symbols, info, status, log — what is patched, where, since when.
+import { ControlClient } from '../control/client.js';
+import type { PatchOrigin, ProcessMeta } from '../control/protocol.js';
+import type { Options } from './args.js';
+import { discover } from './discover.js';
+import { patchState, renderTree, renderValue, since, table, type TreePatch } from './format.js';
+import { listInstalled } from './install.js';
+import { eachTarget, EXIT, type Io } from './session.js';
+
+interface LogLine {
+  seq?: number;
+  time?: number;
+  line?: string;
+}
+
+function logText(l: unknown): string {
+  if (typeof l === 'string') return l;
+  const v = l as LogLine;
+  const time = typeof v.time === 'number' ? new Date(v.time).toISOString().slice(11, 23) : '';
+  return `${time ? `[${time}] ` : ''}${v.line ?? JSON.stringify(l)}`;
+}
+
+export async function ps(o: Options, io: Io): Promise<number> {
+  const procs = discover();
+  const rows: { meta: ProcessMeta; patches: string[] | null }[] = [];
+  for (const meta of procs) {
+    let patches: string[] | null = null;
+    try {
+      const c = await ControlClient.connect(meta.socket, 2000);
+      try {
+        const tree = (await c.request('list')) as { patches?: TreePatch[] };
+        patches = (tree.patches ?? []).map((p) => p.name);
+      } finally {
+        c.close();
+      }
+    } catch {
+      // Alive but not answering (busy, or the runtime is not active): still listed, patches unknown.
+    }
+    rows.push({ meta, patches });
+  }
+  if (o.json) {
+    io.out(
+      JSON.stringify({
+        processes: rows.map(({ meta, patches }) => ({
+          pid: meta.pid,
+          name: meta.name,
+          node: meta.node,
+          patches: patches ?? [],
+          answering: patches !== null,
+          startedAt: meta.startedAt,
+          livepatch: meta.livepatch,
+          argv: meta.argv,
+        })),
+      }),
+    );
+    return EXIT.ok;
+  }
+  if (rows.length === 0) {
+    io.out("no livepatch processes (start one with 'livepatch run -- node app.js')");
+    return EXIT.ok;
+  }
+  io.out(
+    table([
+      ['PID', 'NAME', 'NODE', 'UPTIME', 'PATCHES'],
+      ...rows.map(({ meta, patches }) => [
+        String(meta.pid),
+        meta.name,
+        meta.node,
+        since(meta.startedAt),
+        patches === null ? '(not answering)' : patches.length === 0 ? '-' : patches.join(','),
+      ]),
+    ]),
+  );
+  return EXIT.ok;
+}
+
+export async function list(o: Options, io: Io): Promise<number> {
+  const code = await eachTarget(o, io, true, async (c, t, label) => {
+    const tree = (await c.request('list')) as { patches?: TreePatch[] };
+    if (!o.json)
+      io.out(`${label || `pid ${t.pid} (${t.name}): `}\n${indent(renderTree(tree.patches ?? []))}`);
+    return { code: EXIT.ok, json: tree };
+  });
+  if (!o.json) {
+    const installed = listInstalled();
+    if (installed.files.length > 0)
+      io.out(`\nInstalled patches (${installed.dir}):\n${installed.files.map((f) => `  ${f}`).join('\n')}`);
+  }
+  return code;
+}
+
+function indent(text: string): string {
+  return text
+    .split('\n')
+    .map((l) => `  ${l}`)
+    .join('\n');
+}
+
+interface SymbolModule {
+  id: string;
+  hash?: string;
+  funcs?: { name: string; sympos?: number; kind?: string }[];
+  unpatchable?: { name: string; reason: string }[];
+}
+
+export async function symbols(o: Options, io: Io, filter: string | undefined): Promise<number> {
+  return eachTarget(o, io, true, async (c, t, label) => {
+    const s = (await c.request('symbols')) as { modules?: SymbolModule[] } & Record<string, unknown>;
+    const modules = (s.modules ?? []).filter((m) => filter === undefined || m.id.includes(filter));
+    if (!o.json) {
+      const lines: string[] = [`${label || `pid ${t.pid} (${t.name}): `}${modules.length} modules`];
+      for (const m of modules) {
+        lines.push(`${m.id}  sha256:${m.hash ?? '?'}`);
+        const rows = (m.funcs ?? []).map((f) => [
+          `  ${f.name}`,
+          String(f.sympos && f.sympos > 0 ? f.sympos : 1),
+          f.kind ?? '',
+        ]);
+        if (rows.length > 0) lines.push(table(rows));
+        for (const u of m.unpatchable ?? []) lines.push(`  ${u.name}  [not patchable: ${u.reason}]`);
+      }
+      for (const [k, v] of Object.entries(s))
+        if (k !== 'modules' && Array.isArray(v) && v.length > 0) lines.push(`${k}:`, renderValue(v, '  '));
+      io.out(lines.join('\n'));
+    }
+    return { code: EXIT.ok, json: { ...s, modules } };
+  });
+}
+
+export async function info(o: Options, io: Io, name: string): Promise<number> {
+  return eachTarget(o, io, true, async (c, _t, label) => {
+    const i = (await c.request('info', { name })) as Record<string, unknown>;
+    if (!o.json) io.out(`${label}Patch information for '${name}':\n${renderValue(i, '  ')}`);
+    return { code: EXIT.ok, json: i };
+  });
+}
+
+export async function status(o: Options, io: Io): Promise<number> {
+  if (o.pid.length === 0 && o.name === undefined) o = { ...o, all: true };
+  if (discover().length === 0 && !o.json) {
+    io.out('no livepatch processes are running');
+    return EXIT.ok;
+  }
+  return eachTarget(o, io, true, async (c) => {
+    const s = (await c.request('status')) as {
+      meta: ProcessMeta;
+      tree: { patches?: TreePatch[] };
+      transition: { patch: string; tasks?: unknown[] } | null;
+      origins: (PatchOrigin & { fixes?: string[]; description?: string })[];
+      enforcing: boolean;
+    };
+    if (!o.json) {
+      const m = s.meta;
+      const lines = [
+        `pid ${m.pid} (${m.name}) — node ${m.node}, up ${since(m.startedAt)}, livepatch ${m.livepatch}${s.enforcing ? ', enforcing: signed patches only' : ''}`,
+      ];
+      const patches = s.tree.patches ?? [];
+      if (patches.length === 0) lines.push('  not patched');
+      for (const p of patches) {
+        const origin = s.origins.find((x) => x.name === p.name);
+        const funcs = (p.objects ?? []).reduce((n, ob) => n + (ob.funcs?.length ?? 0), 0);
+        lines.push(
+          `  ${p.name} [${patchState(p)}] ${funcs} function${funcs === 1 ? '' : 's'}` +
+            (origin
+              ? `, since ${origin.loadedAt} (${since(origin.loadedAt)} ago), from ${origin.file} sha256:${origin.sha256.slice(0, 12)}`
+              : '') +
+            (origin?.signedBy ? `, signed by ${origin.signedBy}` : ''),
+        );
+        if (origin?.fixes?.length) lines.push(`    fixes: ${origin.fixes.join(', ')}`);
+        if (origin?.description) lines.push(`    ${origin.description}`);
+      }
+      if (s.transition)
+        lines.push(
+          `  transition of '${s.transition.patch}' in progress: ${s.transition.tasks?.length ?? 0} tasks in the old universe`,
+        );
+      io.out(lines.join('\n'));
+    }
+    return { code: EXIT.ok, json: s };
+  });
+}
+
+export async function log(o: Options, io: Io): Promise<number> {
+  if (!o.follow) {
+    return eachTarget(o, io, true, async (c, _t, label) => {
+      const lines = (await c.request('log', o.since !== undefined ? { since: o.since } : {})) as unknown[];
+      if (!o.json) for (const l of lines) io.out(`${label}${logText(l)}`);
+      return { code: EXIT.ok, json: { lines } };
+    });
+  }
+  // -f: print what is there, then every new line until interrupted or the process exits.
+  return eachTarget({ ...o, json: false }, io, true, async (c, _t, label) => {
+    let last = o.since ?? 0;
+    const print = (l: unknown) => {
+      const seq = (l as LogLine).seq;
+      if (typeof seq === 'number') {
+        if (seq <= last) return;
+        last = seq;
+      }
+      io.out(o.json ? JSON.stringify(l) : `${label}${logText(l)}`);
+    };
+    const buffered: unknown[] = [];
+    let live = false;
+    await c.request('follow', {}, (l) => (live ? print(l) : buffered.push(l)));
+    for (const l of (await c.request('log', { since: last })) as unknown[]) print(l);
+    live = true;
+    for (const l of buffered.splice(0)) print(l);
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', () => resolve());
+      void c.closed.then(() => resolve());
+    });
+    return { code: EXIT.ok, json: null };
+  });
+}

@@ -1,0 +1,75 @@
+// Running one CLI command against each chosen process: connect, act, print, and fold the exit codes.
+import type { ControlClient } from '../control/client.js';
+import { isLivepatchError } from '../errors.js';
+import type { Options } from './args.js';
+import { connectTarget, selectTargets, type Target } from './discover.js';
+
+/** DESIGN.md §6 exit codes. */
+export const EXIT = { ok: 0, failed: 1, usage: 2, timeout: 3 } as const;
+
+export interface Io {
+  out(text: string): void;
+  err(text: string): void;
+  /** Whether stderr is a terminal: progress lines are redrawn in place only then. */
+  tty: boolean;
+}
+
+export const stdio: Io = {
+  out: (t) => process.stdout.write(t.endsWith('\n') ? t : t + '\n'),
+  err: (t) => process.stderr.write(t.endsWith('\n') ? t : t + '\n'),
+  tty: process.stderr.isTTY === true,
+};
+
+export interface Outcome {
+  code: number;
+  /** What `--json` prints for this process. */
+  json: unknown;
+}
+
+export function errorJson(e: unknown): { error: { code: string; message: string; details?: unknown } } {
+  if (isLivepatchError(e))
+    return { error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } };
+  return { error: { code: 'EINVAL', message: e instanceof Error ? e.message : String(e) } };
+}
+
+export function exitCodeOf(e: unknown): number {
+  return isLivepatchError(e) && e.code === 'ETIMEDOUT' ? EXIT.timeout : EXIT.failed;
+}
+
+/**
+ * Runs `fn` for each selected process, one after the other. `fn` prints its text (unless --json) and
+ * returns its JSON. With one process, --json prints that JSON; with several, `{"processes":[{pid,name,...}]}`.
+ * Returns the worst exit code (3 > 1 > 0).
+ */
+export async function eachTarget(
+  o: Options,
+  io: Io,
+  implicit: boolean,
+  fn: (client: ControlClient, target: Target, label: string) => Promise<Outcome>,
+): Promise<number> {
+  const targets = selectTargets(o, implicit);
+  const many = targets.length > 1;
+  let code: number = EXIT.ok;
+  const results: { pid: number; name: string; result: unknown }[] = [];
+  for (const t of targets) {
+    const label = many ? `pid ${t.pid} (${t.name}): ` : '';
+    let outcome: Outcome;
+    let client: ControlClient | undefined;
+    try {
+      client = await connectTarget(t);
+      outcome = await fn(client, t, label);
+    } catch (e) {
+      outcome = { code: exitCodeOf(e), json: errorJson(e) };
+      if (!o.json)
+        io.err(
+          `livepatch: error: ${many || !client ? `pid ${t.pid} (${t.name}): ` : ''}${(e as Error).message}`,
+        );
+    } finally {
+      client?.close();
+    }
+    if (outcome.code === EXIT.timeout || (outcome.code !== EXIT.ok && code === EXIT.ok)) code = outcome.code;
+    results.push({ pid: t.pid, name: t.name, result: outcome.json });
+  }
+  if (o.json) io.out(JSON.stringify(many ? { processes: results } : (results[0]?.result ?? null)));
+  return code;
+}
