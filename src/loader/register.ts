@@ -10,16 +10,13 @@ function reason(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-async function importOptional(specifier: string): Promise<Record<string, unknown>> {
-  return (await import(specifier)) as Record<string, unknown>;
-}
-
 async function runtimeRegistry(): Promise<Registry> {
   // abi.md §4: a registry already there (another copy of livepatch) is the one that patches.
   const existing = (globalThis as Record<symbol, unknown>)[REGISTRY_KEY] as Registry | undefined;
   if (existing !== undefined) return existing;
-  const install = (await importOptional('../runtime/registry.js')).installRegistry as () => Registry;
-  return install();
+  // Imported here, not at the top: a failure while loading livepatch itself must be a warning, not a crash.
+  const { installRegistry } = await import('../runtime/registry.js');
+  return installRegistry();
 }
 
 async function main(): Promise<void> {
@@ -48,8 +45,8 @@ async function main(): Promise<void> {
     return;
   }
   try {
-    const start = (await importOptional('../control/index.js')).startControl as () => Promise<void>;
-    await start();
+    const { startControl } = await import('../control/index.js');
+    await startControl();
   } catch (e) {
     warn(`cannot start the control server (${reason(e)}); patches cannot be loaded into this process`);
   }
