@@ -1,0 +1,185 @@
+// Writes the slot ABI into the source (docs/internals/abi.md §1–2): the module header and one prologue per function.
+// Every edit stays within one line, so no line moves; edits are collected, sorted, and applied in one pass.
+import type { FuncInfo } from './funcs.js';
+import { selfOf } from './funcs.js';
+import type { Scope } from './scope.js';
+
+type N = any;
+
+export interface Edit {
+  start: number;
+  end: number;
+  text: string;
+  /** Among edits at one offset: lower runs first. Closing text of inner arrows precedes that of outer ones. */
+  rank: number;
+}
+
+/** Escapes a value as a JS literal that holds no line terminator (JSON leaves U+2028/U+2029 raw). */
+export function literal(value: unknown): string {
+  return JSON.stringify(value).replace(/[\u2028\u2029]/g, (c) => (c === '\u2028' ? '\\u2028' : '\\u2029'));
+}
+
+/** The prologue edits of one function. */
+export function functionEdits(f: FuncInfo, source: string, depth: number, edits: Edit[]): void {
+  const node = f.node;
+  const i = f.index;
+  const self = selfOf(f) ?? 'undefined';
+  const scope = scopeAccessor(f);
+  let args: string[];
+  let moved = '';
+  if (f.moveParams) {
+    // Parameters become temporaries (keeping fn.length: a default stays a default) and are destructured first
+    // thing in the body, from the values as received: `let {0: {a}, 1: b = 1} = [__lp$p0, __lp$p1];`.
+    const temps: string[] = [];
+    const parts: string[] = [];
+    node.params.forEach((p: N, k: number) => {
+      const rest = p.type === 'RestElement';
+      const temp = rest ? '__lp$r' : `__lp$p${k}`;
+      const text = rest ? `...${temp}` : p.type === 'AssignmentPattern' ? `${temp} = undefined` : temp;
+      edits.push({ start: p.start, end: p.end, text, rank: 0 });
+      const target = rest ? p.argument : p;
+      parts.push(`${k}: ${source.slice(target.start, target.end)}`);
+      temps.push(temp);
+      args = temps.map((t, j) => (node.params[j].type === 'RestElement' ? `...${t}` : t));
+    });
+    args = temps.map((t, j) => (node.params[j].type === 'RestElement' ? `...${t}` : t));
+    moved = ` let {${parts.join(', ')}} = [${temps.join(', ')}];`;
+  } else {
+    args = node.params.map((p: N) => (p.type === 'RestElement' ? `...${p.argument.name}` : p.name));
+  }
+  const forward = forwardOf(f, args);
+  const prologue = `if (__lp$m.f${i}) { const __lp$f = __lp$m.r${i}(${self}, ${scope}); if (__lp$f !== undefined) return ${forward}; }${moved}`;
+
+  if (node.body.type !== 'BlockStatement') {
+    // A concise arrow body becomes a block on the same line; the parentheses keep `return` from ending early.
+    const arrow = arrowEnd(source, node);
+    edits.push({ start: arrow, end: arrow, text: ` { ${prologue} return (`, rank: depth });
+    edits.push({ start: node.end, end: node.end, text: ') }', rank: -depth });
+    return;
+  }
+  let at = node.body.start + 1;
+  let lead = ' ';
+  for (const s of node.body.body) {
+    if (s.directive === undefined) break;
+    at = s.end;
+    lead = source.charCodeAt(s.end - 1) === 59 ? ' ' : '; ';
+  }
+  edits.push({ start: at, end: at, text: lead + prologue, rank: depth });
+}
+
+function forwardOf(f: FuncInfo, args: string[]): string {
+  const node = f.node;
+  if (f.kind === 'constructor') return 'Reflect.construct(__lp$f, arguments, new.target)';
+  let call: string;
+  if (f.isArrow) call = `__lp$f.call(this${args.map((a) => ', ' + a).join('')})`;
+  else if (
+    f.simpleParams &&
+    !f.usesArguments &&
+    !f.usesEval &&
+    !f.duplicateParams &&
+    !f.paramNames.some((n) => f.scope.names.get(n)?.kind !== 'param')
+  ) {
+    // Explicit parameters: no `arguments` object on the unpatched path (prologue-bench.md).
+    call = `__lp$f.call(this${args.map((a) => ', ' + a).join('')})`;
+  } else call = '__lp$f.apply(this, arguments)';
+  return node.generator ? `yield* ${call}` : call;
+}
+
+/** SCOPE: an arrow returning accessors over exactly the captured variables, or `undefined`. */
+function scopeAccessor(f: FuncInfo): string {
+  if (f.captures.size === 0) return 'undefined';
+  const parts: string[] = [];
+  for (const [name, b] of f.captures) {
+    parts.push(`get ${name}() { return ${name}; }`);
+    if (isMutable(b.kind)) parts.push(`set ${name}(__lp$v) { ${name} = __lp$v; }`);
+  }
+  return `() => ({ ${parts.join(', ')} })`;
+}
+
+function isMutable(kind: string): boolean {
+  return kind === 'var' || kind === 'let' || kind === 'param' || kind === 'function';
+}
+
+/** The offset just after an arrow's `=>`, skipping comments between the parameters and it. */
+function arrowEnd(source: string, node: N): number {
+  const last = node.params[node.params.length - 1];
+  let i: number = last ? last.end : node.start;
+  const end: number = node.body.start;
+  while (i < end) {
+    const c = source.charCodeAt(i);
+    if (c === 47 && source.charCodeAt(i + 1) === 42) i = source.indexOf('*/', i + 2) + 2;
+    else if (c === 47 && source.charCodeAt(i + 1) === 47) {
+      while (i < end && !/[\n\r\u2028\u2029]/.test(source[i] as string)) i++;
+    } else if (c === 61 && source.charCodeAt(i + 1) === 62) return i + 2;
+    else i++;
+  }
+  return end;
+}
+
+export interface HeaderInput {
+  slots: FuncInfo[];
+  moduleScope: Scope;
+  uniqueKey: string;
+  id: string;
+  hash: string;
+  file: string;
+  format: 'module' | 'commonjs';
+  symbolsJson: string;
+}
+
+/** The module header (abi.md §1), one line of text. */
+export function moduleHeader(h: HeaderInput): string {
+  const fields = [`__lp$u_${h.uniqueKey}: 0`];
+  for (const f of h.slots) fields.push(`f${f.index}: false, r${f.index}: undefined`);
+  const acc: string[] = [];
+  for (const [name, b] of h.moduleScope.names) {
+    acc.push(`get ${name}() { return ${name}; }`);
+    if (isMutable(b.kind)) acc.push(`set ${name}(__lp$v) { ${name} = __lp$v; }`);
+  }
+  return (
+    `const __lp$m = { ${fields.join(', ')} }; const __lp$R = globalThis[Symbol.for('livepatch.registry')]; ` +
+    `if (__lp$R !== undefined) __lp$R.registerModule({ abi: 1, id: ${literal(h.id)}, hash: ${literal(h.hash)}, ` +
+    `file: ${literal(h.file)}, format: ${literal(h.format)}, slots: __lp$m, symbols: ${literal(h.symbolsJson)}, ` +
+    `bindings: { ${acc.join(', ')} } }); `
+  );
+}
+
+/** Where the header goes: the first statement that is not a directive (abi.md §1). */
+export function headerEdit(ast: N, source: string, text: string): Edit {
+  let after = -1;
+  for (const s of ast.body) {
+    if (s.directive !== undefined) {
+      after = s.end;
+      continue;
+    }
+    return { start: s.start, end: s.start, text, rank: -1e9 };
+  }
+  if (after >= 0) {
+    const lead = source.charCodeAt(after - 1) === 59 ? ' ' : '; ';
+    return { start: after, end: after, text: lead + text, rank: -1e9 };
+  }
+  // An empty module: after a hashbang line if there is one, else at the start.
+  if (source.startsWith('#!')) {
+    const nl = source.search(/[\n\r\u2028\u2029]/);
+    if (nl < 0) return { start: source.length, end: source.length, text: '\n' + text, rank: 0 };
+    const at = source.charCodeAt(nl) === 13 && source.charCodeAt(nl + 1) === 10 ? nl + 2 : nl + 1;
+    return { start: at, end: at, text, rank: 0 };
+  }
+  return { start: 0, end: 0, text, rank: 0 };
+}
+
+/** Applies sorted, non-overlapping edits. */
+export function applyEdits(source: string, edits: Edit[]): string {
+  const out: string[] = [];
+  let pos = 0;
+  for (const e of edits) {
+    out.push(source.slice(pos, e.start), e.text);
+    pos = e.end;
+  }
+  out.push(source.slice(pos));
+  return out.join('');
+}
+
+export function sortEdits(edits: Edit[]): Edit[] {
+  return edits.sort((a, b) => a.start - b.start || a.rank - b.rank);
+}
