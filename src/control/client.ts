@@ -25,15 +25,13 @@ export class ControlClient {
     this.#socket = socket;
     this.hello = hello;
     socket.on('data', (chunk: Buffer) => {
-      let frames;
-      try {
-        frames = decoder.push(chunk);
-      } catch (e) {
-        this.#fail(e as LivepatchError);
-        socket.destroy();
-        return;
+      for (const f of decoder.push(chunk)) {
+        if (f.kind === 'message') this.#receive(f.value);
+        else if (f.kind === 'oversized') {
+          this.#fail(f.error);
+          socket.destroy();
+        }
       }
-      for (const f of frames) if (f.kind === 'message') this.#receive(f.value);
     });
     socket.on('close', () => this.#fail(new LivepatchError('EPROTO', 'connection to the process closed')));
   }
@@ -69,14 +67,7 @@ export class ControlClient {
         socket.write(encodeFrame({ hello: 'livepatch', protocol: PROTOCOL_VERSION })),
       );
       const onData = (chunk: Buffer) => {
-        let frames;
-        try {
-          frames = decoder.push(chunk);
-        } catch (e) {
-          socket.destroy();
-          onError(e as NodeJS.ErrnoException);
-          return;
-        }
+        const frames = decoder.push(chunk);
         const first = frames[0];
         if (first === undefined) return;
         socket.off('data', onData);

@@ -13,12 +13,15 @@ export function encodeFrame(message: unknown): Buffer {
   return Buffer.concat([head, body]);
 }
 
-export type Decoded = { kind: 'message'; value: unknown } | { kind: 'malformed'; reason: string };
+export type Decoded =
+  | { kind: 'message'; value: unknown }
+  | { kind: 'malformed'; reason: string }
+  | { kind: 'oversized'; error: LivepatchError };
 
 /**
  * Splits a byte stream into frames. A frame that is not JSON yields 'malformed' and the stream goes on
- * (its length was still good); a length over `max` throws EPROTO, after which the stream cannot be
- * trusted and the caller must close it.
+ * (its length was still good); a length over `max` yields 'oversized' last, after which the stream cannot
+ * be trusted: the decoder yields nothing more and the caller must close it.
  */
 export class FrameDecoder {
   #buf: Buffer = Buffer.alloc(0);
@@ -28,16 +31,28 @@ export class FrameDecoder {
     this.#max = max;
   }
 
+  #broken = false;
+
   push(chunk: Buffer): Decoded[] {
+    if (this.#broken) return [];
     this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
     const out: Decoded[] = [];
     while (this.#buf.length >= 4) {
       const len = this.#buf.readUInt32BE(0);
-      if (len > this.#max)
-        throw new LivepatchError('EPROTO', `frame of ${len} bytes exceeds the limit of ${this.#max}`, {
-          length: len,
-          limit: this.#max,
-        });
+      if (len > this.#max) {
+        this.#broken = true;
+        this.#buf = Buffer.alloc(0);
+        const error = new LivepatchError(
+          'EPROTO',
+          `frame of ${len} bytes exceeds the limit of ${this.#max}`,
+          {
+            length: len,
+            limit: this.#max,
+          },
+        );
+        out.push({ kind: 'oversized', error });
+        break;
+      }
       if (this.#buf.length < 4 + len) break;
       const body = this.#buf.subarray(4, 4 + len);
       this.#buf = this.#buf.subarray(4 + len);

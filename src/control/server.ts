@@ -110,16 +110,13 @@ function serve(
     send({ id, ok: false, error: errorBody(e) } satisfies Answer);
 
   socket.on('data', (chunk: Buffer) => {
-    let frames;
-    try {
-      frames = decoder.push(chunk);
-    } catch (e) {
-      // The length prefix is not to be trusted any more: answer once and close.
-      fail(null, e);
-      socket.end();
-      return;
-    }
-    for (const f of frames) {
+    for (const f of decoder.push(chunk)) {
+      if (f.kind === 'oversized') {
+        // The length prefix is not to be trusted any more: answer once and close.
+        fail(null, f.error);
+        socket.end();
+        return;
+      }
       if (f.kind === 'malformed') {
         fail(null, new LivepatchError('EPROTO', `malformed frame: ${f.reason}`));
         continue;

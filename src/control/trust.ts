@@ -1,5 +1,13 @@
 // Signed patches: Ed25519 keys, detached signature files, and the trusted-key set of enforcing mode.
-import { createHash, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  sign,
+  verify,
+  type KeyObject,
+} from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { LivepatchError } from '../errors.js';
@@ -42,7 +50,7 @@ export function generateKeys(): { privatePem: string; publicPem: string; id: str
 export function signSource(source: Buffer, privatePem: string): SignatureFile {
   let key: KeyObject;
   try {
-    key = createPublicKey(privatePem);
+    key = createPrivateKey(privatePem);
   } catch (e) {
     throw new LivepatchError('EINVAL', `not an Ed25519 private key: ${(e as Error).message}`);
   }
@@ -51,9 +59,9 @@ export function signSource(source: Buffer, privatePem: string): SignatureFile {
   return {
     livepatch: 'signature',
     alg: 'ed25519',
-    key: keyId(key),
+    key: keyId(createPublicKey(key)),
     sha256: sha256(source),
-    sig: sign(null, source, privatePem).toString('base64'),
+    sig: sign(null, source, key).toString('base64'),
   };
 }
 
