@@ -1,0 +1,62 @@
+// The on-disk cache seen from real processes: cold then warm start, a damaged entry, processes starting together.
+import assert from 'node:assert/strict';
+import { appendFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { tmpProject } from '../helpers.js';
+import { REPORT, runApp } from './app.js';
+
+function project() {
+  return tmpProject({
+    'package.json': JSON.stringify({ name: 'cached' }),
+    'esm.mjs': `export const hello = (n) => 'hello ' + n;\n`,
+    'lib.cjs': `exports.twice = function twice(n) { return n * 2; };\n`,
+    'main.mjs': `import { hello } from './esm.mjs';\nimport lib from './lib.cjs';\nconsole.log(hello(lib.twice(2)));\n${REPORT}`,
+  });
+}
+
+const debug = { NODE_DEBUG: 'livepatch' };
+const count = (err: string, re: RegExp) => err.split('\n').filter((l) => re.test(l)).length;
+
+test('a second start takes every module from the cache; a damaged entry is rebuilt', async (t) => {
+  const p = project();
+  t.after(p.cleanup);
+  const cold = await runApp(p.dir, ['main.mjs'], debug);
+  assert.equal(cold.code, 0, cold.err);
+  assert.match(cold.out, /^hello 4$/m);
+  assert.equal(count(cold.err, /loader: '.*': instrumented in/), 3, cold.err);
+  assert.equal(count(cold.err, /cache hit/), 0);
+  const dir = join(p.dir, '.lp-run/cache/v1');
+  const entries = readdirSync(dir);
+  assert.equal(entries.length, 3);
+
+  const warm = await runApp(p.dir, ['main.mjs'], debug);
+  assert.equal(warm.code, 0, warm.err);
+  assert.equal(count(warm.err, /loader: '.*': cache hit/), 3, warm.err);
+  assert.equal(count(warm.err, /instrumented in/), 0);
+  assert.deepEqual(warm.lp?.modules, cold.lp?.modules);
+
+  appendFileSync(join(dir, entries[0] ?? ''), '\nthrow new Error("planted");\n');
+  const after = await runApp(p.dir, ['main.mjs'], debug);
+  assert.equal(after.code, 0, after.err);
+  assert.match(after.err, /cache entry '.*' is damaged; ignoring it/);
+  assert.equal(count(after.err, /cache hit/), 2);
+  assert.equal(count(after.err, /instrumented in/), 1);
+  assert.deepEqual(after.lp?.modules, cold.lp?.modules);
+  assert.deepEqual(readdirSync(dir).sort(), [...entries].sort());
+});
+
+test('processes starting together on an empty cache all run instrumented and leave whole entries', async (t) => {
+  const p = project();
+  t.after(p.cleanup);
+  const runs = await Promise.all([1, 2, 3, 4].map(() => runApp(p.dir, ['main.mjs'])));
+  for (const r of runs) {
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual(r.warnings, []);
+    assert.equal(r.lp?.modules.length, 3);
+  }
+  const dir = join(p.dir, '.lp-run/cache/v1');
+  assert.equal(readdirSync(dir).length, 3, `no temporary files: ${readdirSync(dir).join(', ')}`);
+  const warm = await runApp(p.dir, ['main.mjs'], debug);
+  assert.equal(count(warm.err, /cache hit/), 3, warm.err);
+});

@@ -1,0 +1,130 @@
+// The loader on real processes: ESM, CommonJS, both mixed, NODE_OPTIONS, LIVEPATCH_DISABLE, a module that
+// fails to instrument, and patch modules that import 'livepatch' from outside any project.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { registerEntry, repoRoot, tmpProject } from '../helpers.js';
+import { REPORT, runApp } from './app.js';
+
+const sha = (text: string) => createHash('sha256').update(text).digest('hex');
+const pkg = JSON.stringify({ name: 'shop', type: 'module' });
+// Node 22+ can also be run through the Node 20 path (module.register), so both paths are tested there.
+const paths: Record<string, string>[] = process.versions.node.startsWith('20.')
+  ? [{}]
+  : [{}, { LIVEPATCH_LOADER_HOOKS: 'async' }];
+
+for (const hooks of paths) {
+  const label = hooks.LIVEPATCH_LOADER_HOOKS === 'async' ? ' (module.register path)' : '';
+
+  test(`ESM: every module of the app registers once, with its id and content hash${label}`, async (t) => {
+    const lib = 'export function price(n) { return n * 2; }\n';
+    const p = tmpProject({
+      'package.json': pkg,
+      'src/lib.js': lib,
+      'src/main.js': `import { price } from './lib.js';\nconsole.log('price', price(3));\n${REPORT}`,
+    });
+    t.after(p.cleanup);
+    const r = await runApp(p.dir, ['src/main.js'], hooks);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /^price 6$/m);
+    assert.deepEqual(r.warnings, []);
+    assert.deepEqual(r.lp?.modules, ['shop/src/lib.js', 'shop/src/main.js']);
+    assert.equal(r.lp?.hashes['shop/src/lib.js'], sha(lib));
+  });
+
+  test(`mixed: ESM imports CommonJS, CommonJS requires ESM; each registers exactly once${label}`, async (t) => {
+    const p = tmpProject({
+      'package.json': JSON.stringify({ name: 'mix' }),
+      'a.mjs': `import b from './b.cjs';\nimport { createRequire } from 'node:module';\nconst req = createRequire(import.meta.url);\nconsole.log('sum', b.twice(2) + req('./c.cjs').v + req('./b.cjs').twice(0));\n${REPORT}`,
+      'b.cjs': `exports.twice = (n) => n * 2;\n`,
+      'c.cjs': `const { ten } = require('./d.mjs');\nexports.v = ten();\n`,
+      'd.mjs': `export function ten() { return 10; }\n`,
+    });
+    t.after(p.cleanup);
+    const r = await runApp(p.dir, ['a.mjs'], hooks);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /^sum 14$/m);
+    assert.deepEqual(r.warnings, []);
+    assert.deepEqual([...(r.lp?.modules ?? [])].sort(), ['mix/a.mjs', 'mix/b.cjs', 'mix/c.cjs', 'mix/d.mjs']);
+  });
+}
+
+test('CommonJS: require keeps require.cache; NODE_OPTIONS works as well as --import', async (t) => {
+  const p = tmpProject({
+    'package.json': JSON.stringify({ name: 'cjs-app' }),
+    'lib/util.js': `module.exports = function inc(n) { return n + 1; };\n`,
+    'main.js': `#!/usr/bin/env node\n'use strict';\nconst inc = require('./lib/util.js');\nconsole.log('inc', inc(1), Object.keys(require.cache).length);\n${REPORT}`,
+  });
+  t.after(p.cleanup);
+  for (const r of [
+    await runApp(p.dir, ['main.js']),
+    await runApp(
+      p.dir,
+      ['main.js'],
+      { NODE_OPTIONS: `--import ${pathToFileURL(registerEntry).href}` },
+      { preload: false },
+    ),
+  ]) {
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /^inc 2 2$/m);
+    assert.deepEqual(r.warnings, []);
+    assert.deepEqual(r.lp?.modules, ['cjs-app/main.js', 'cjs-app/lib/util.js']);
+  }
+});
+
+test('LIVEPATCH_DISABLE=1 turns the loader off entirely', async (t) => {
+  const p = tmpProject({ 'package.json': pkg, 'main.js': `console.log('ran');\n${REPORT}` });
+  t.after(p.cleanup);
+  const r = await runApp(p.dir, ['main.js'], { LIVEPATCH_DISABLE: '1' });
+  assert.equal(r.code, 0, r.err);
+  assert.equal(r.lp, null, 'no registry at all');
+  assert.equal(r.err, '');
+});
+
+test('a module that cannot be instrumented loads as it is, after one warning naming it', async (t) => {
+  const p = tmpProject({
+    'package.json': JSON.stringify({ name: 'bad' }),
+    // '__lp$' is reserved for instrumented code (abi.md §1): the instrumenter refuses the module.
+    'reserved.js': `const __lp$mine = 41;\nexports.answer = () => __lp$mine + 1;\n`,
+    'broken.js': `exports.x = (;\n`,
+    'main.js': `console.log('answer', require('./reserved.js').answer());\ntry { require('./broken.js'); } catch (e) { console.log('caught', e.name); }\n${REPORT}`,
+  });
+  t.after(p.cleanup);
+  const r = await runApp(p.dir, ['main.js']);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /^answer 42$/m);
+  assert.match(r.out, /^caught SyntaxError$/m);
+  assert.equal(r.warnings.length, 2, r.err);
+  assert.match(
+    r.warnings[0] ?? '',
+    /^livepatch: failed to instrument module 'bad\/reserved\.js': .+; loading it uninstrumented$/,
+  );
+  assert.match(r.warnings[1] ?? '', /^livepatch: failed to instrument module 'bad\/broken\.js': /);
+  assert.deepEqual(r.lp?.modules, ['bad/main.js']);
+  assert.deepEqual(
+    r.lp?.notes.map(([id, status]) => [id, status]),
+    [
+      ['bad/reserved.js', 'failed'],
+      ['bad/broken.js', 'failed'],
+    ],
+  );
+});
+
+test("a patch module resolves 'livepatch' to this copy from anywhere and, marked, is not instrumented", async (t) => {
+  const p = tmpProject({
+    'app/package.json': pkg,
+    'app/main.js': `const url = new URL('./patches/fix.js', import.meta.url);\nconst plain = await import(url.href);\nurl.searchParams.set('livepatch-patch', '1');\nconst m = await import(url.href);\nconsole.log('where', m.where, m !== plain);\n${REPORT}`,
+    'app/patches/fix.js': `import * as lp from 'livepatch';\nexport const where = import.meta.resolve('livepatch');\nexport const api = Object.keys(lp).length;\n`,
+  });
+  t.after(p.cleanup);
+  const r = await runApp(join(p.dir, 'app'), ['main.js']);
+  assert.equal(r.code, 0, r.err);
+  assert.equal(
+    r.out.match(/^where (.*) true$/m)?.[1],
+    pathToFileURL(join(repoRoot, 'dist/src/index.js')).href,
+  );
+  // Imported plainly it is an app file like any other; with the mark it is left alone.
+  assert.deepEqual(r.lp?.modules, ['shop/main.js', 'shop/patches/fix.js']);
+});

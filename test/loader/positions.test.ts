@@ -1,0 +1,55 @@
+// Stack traces through the loader keep their line numbers: plain JavaScript, and TypeScript run through tsx
+// (ESM and CommonJS) mapped back to the .ts line under --enable-source-maps.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { repoRoot, tmpProject } from '../helpers.js';
+import { REPORT, runApp } from './app.js';
+
+const tsx = ['--import', pathToFileURL(join(repoRoot, 'node_modules/tsx/dist/loader.mjs')).href];
+const sha = (text: string) => createHash('sha256').update(text).digest('hex');
+
+// The throw is on line 6 of lib; the types and the interface push tsx's output lines away from the .ts lines.
+const libTs = `interface Item {\n  n: number;\n}\nexport function total(items: Item[]): number {\n  let sum: number = 0;\n  if (items.length === 0) throw new Error('empty');\n  for (const i of items) sum += i.n;\n  return sum;\n}\n`;
+const mainTs = `import { total } from './lib.ts';\nconst items: { n: number }[] = [{ n: 2 }, { n: 3 }];\nconsole.log('total', total(items));\ntry {\n  total([]);\n} catch (e) {\n  console.log('at', (e as Error).stack?.split('\\n')[1]);\n}\n${REPORT}`;
+
+test('plain JavaScript: the line of a throw is the same with and without the loader', async (t) => {
+  const lib = `'use strict';\n\nfunction check(n) {\n  if (n < 0) {\n    throw new Error('negative');\n  }\n  return n;\n}\nmodule.exports = { check };\n`;
+  const p = tmpProject({
+    'package.json': JSON.stringify({ name: 'pos' }),
+    'lib.js': lib,
+    'main.js': `const { check } = require('./lib.js');\ntry { check(-1); } catch (e) { console.log('at', e.stack.split('\\n')[1]); }\n${REPORT}`,
+  });
+  t.after(p.cleanup);
+  for (const flags of [[], ['--enable-source-maps']]) {
+    const r = await runApp(p.dir, [...flags, 'main.js']);
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual(r.lp?.modules, ['pos/main.js', 'pos/lib.js']);
+    assert.match(r.out, /^at\s+at check \(.*\/lib\.js:5:\d+\)$/m, r.out);
+  }
+});
+
+for (const type of ['module', 'commonjs']) {
+  test(`tsx (${type}): .ts modules are instrumented after tsx, named and hashed from the .ts file on disk`, async (t) => {
+    const p = tmpProject({
+      'package.json': JSON.stringify({ name: 'tsapp', type }),
+      'src/lib.ts': libTs,
+      'src/main.ts': mainTs,
+    });
+    t.after(p.cleanup);
+    const r = await runApp(p.dir, ['--enable-source-maps', 'src/main.ts'], {}, { before: tsx });
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual(r.warnings, []);
+    assert.match(r.out, /^total 5$/m);
+    assert.deepEqual([...(r.lp?.modules ?? [])].sort(), ['tsapp/src/lib.ts', 'tsapp/src/main.ts']);
+    assert.equal(r.lp?.hashes['tsapp/src/lib.ts'], sha(libTs));
+    // tsx's CommonJS wrapper does not show in the names: `total` is a top-level function in both formats
+    // (beside esbuild's helpers such as `__name`, which are functions of the module too).
+    const funcs = r.lp?.funcs['tsapp/src/lib.ts'] ?? [];
+    assert.ok(funcs.includes('total'), funcs.join(', '));
+    assert.ok(!funcs.some((f) => f.includes('<anonymous>')), funcs.join(', '));
+    assert.match(r.out, /^at\s+at total \(.*\/src\/lib\.ts:6:\d+\)$/m, r.out);
+  });
+}
