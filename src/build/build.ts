@@ -1,0 +1,246 @@
+// buildPatch: the whole of `livepatch build` as a function — inputs, module matching, comparison, plan, emission.
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { LivepatchError } from '../errors.js';
+import { signSource } from '../control/trust.js';
+import { compareModule, type Change, type Refusal } from './compare.js';
+import { emitPatch, type EmitObject, type Manifest } from './emit.js';
+import { prepareTrees } from './inputs.js';
+import { planModule } from './plan.js';
+import { loadSymbolTable } from './symbols.js';
+import { listModules, loadSide, readModuleBytes } from './tree.js';
+
+export interface BuildOptions {
+  old?: string;
+  new?: string;
+  source?: string;
+  diff?: string;
+  from?: string;
+  to?: string;
+  /** A shell command run in both trees before comparing (e.g. `npm run build`). */
+  build?: string;
+  name?: string;
+  description?: string;
+  fixes?: string[];
+  dryRun?: boolean;
+  /** Where to write the patch; default `<name>.mjs` in the current directory. */
+  output?: string;
+  /** PEM Ed25519 private key file: writes `<output>.sig` beside the patch. */
+  sign?: string;
+  includeTests?: boolean;
+  exclude?: string[];
+  /** Where npm tarballs are kept; default $LIVEPATCH_BUILD_CACHE or ~/.cache/livepatch/npm. */
+  cacheDir?: string;
+  /** Progress lines (fetching, building); default none. */
+  log?: (line: string) => void;
+}
+
+export interface FuncReport {
+  name: string;
+  sympos: number;
+  change: Change | 'helper' | 'constant';
+  line: number;
+  why?: string;
+  newName?: string;
+}
+
+export interface ModuleReport {
+  id: string;
+  file: string;
+  status: 'changed' | 'new' | 'removed' | 'no code change';
+  oldHash?: string;
+  newHash?: string;
+  funcs: FuncReport[];
+  notes: string[];
+}
+
+export interface BuildResult {
+  /** True when a patch was made (or, with dryRun, could be made). */
+  ok: boolean;
+  name: string;
+  source: Manifest['source'];
+  modules: ModuleReport[];
+  refusals: Refusal[];
+  /** Set when nothing was refused but there is nothing to patch either. */
+  message?: string;
+  skipped: string[];
+  /** The patch module's text (absent on refusal). */
+  patch?: string;
+  output?: string;
+  signature?: string;
+  stats: { oldFiles: number; newFiles: number; identical: number; compared: number; ms: number };
+}
+
+const NAME_RE = /^[a-z0-9_-]{1,64}$/;
+
+function builderVersion(): string {
+  try {
+    return String(
+      (
+        JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+          version?: string;
+        }
+      ).version,
+    );
+  } catch {
+    return '0.0.0';
+  }
+}
+
+function defaultName(o: BuildOptions): string {
+  const base =
+    o.to ??
+    o.diff?.replace(/^.*\//, '').replace(/\.(patch|diff)$/, '') ??
+    o.new?.replace(/\/+$/, '').replace(/^.*\//, '') ??
+    'patch';
+  const n = `${o.to !== undefined ? '' : 'lp-'}${base}`
+    .toLowerCase()
+    .replace(/^@/, '')
+    .replace(/[^a-z0-9_-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 64);
+  return n === '' ? 'patch' : n;
+}
+
+function unifiedDiff(oldAbs: string, newAbs: string, rel: string): string {
+  const r = spawnSync('diff', ['-u', '--label', `a/${rel}`, '--label', `b/${rel}`, oldAbs, newAbs], {
+    encoding: 'utf8',
+  });
+  return typeof r.stdout === 'string' ? r.stdout : '';
+}
+
+/**
+ * Builds a patch from a source change. Returns the analysis and, unless refused or dryRun, the patch (written to
+ * `output`). Throws LivepatchError: EINVAL for bad options, EBUILD when an input cannot be fetched, built or parsed.
+ */
+export async function buildPatch(o: BuildOptions): Promise<BuildResult> {
+  const t0 = performance.now();
+  const name = o.name ?? defaultName(o);
+  if (!NAME_RE.test(name))
+    throw new LivepatchError('EINVAL', `--name: '${name}' is not 1-64 characters of [a-z0-9_-]`);
+  const log = o.log ?? (() => {});
+  const symbolTable = await loadSymbolTable();
+  const trees = prepareTrees({
+    ...o,
+    cacheDir:
+      o.cacheDir ?? process.env.LIVEPATCH_BUILD_CACHE ?? join(homedir(), '.cache', 'livepatch', 'npm'),
+    log,
+  });
+  try {
+    const treeOpts = { includeTests: o.includeTests === true, exclude: o.exclude ?? [] };
+    const oldList = listModules(trees.oldDir, treeOpts);
+    const newList = listModules(trees.newDir, treeOpts);
+    const modules: ModuleReport[] = [];
+    const refusals: Refusal[] = [];
+    const objects: EmitObject[] = [];
+    const diffs: string[] = [];
+    const functions: Manifest['functions'] = [];
+    const targets: Manifest['targets'] = [];
+    let identical = 0;
+    let compared = 0;
+    for (const [rel, newAbs] of newList.files) {
+      const oldAbs = oldList.files.get(rel);
+      if (oldAbs === undefined) {
+        modules.push({
+          id: rel,
+          file: rel,
+          status: 'new',
+          funcs: [],
+          notes: ['new module: the running process has not loaded it, so there is nothing to patch'],
+        });
+        continue;
+      }
+      const ob = readModuleBytes(oldAbs);
+      const nb = readModuleBytes(newAbs);
+      if (ob.hash === nb.hash) {
+        identical++;
+        continue;
+      }
+      compared++;
+      const oldSide = loadSide(oldAbs, rel, ob.bytes, ob.hash, symbolTable);
+      const newSide = loadSide(newAbs, rel, nb.bytes, nb.hash, symbolTable);
+      const d = compareModule(oldSide, newSide);
+      const plan = planModule(d);
+      const report: ModuleReport = {
+        id: oldSide.id,
+        file: rel,
+        status: 'changed',
+        oldHash: ob.hash,
+        newHash: nb.hash,
+        funcs: d.funcs
+          .filter((f) => f.change !== 'unchanged')
+          .map((f) => ({
+            name: f.name,
+            sympos: f.sympos,
+            change: f.change,
+            line: f.line,
+            ...(f.why ? { why: f.why } : {}),
+            ...(f.newName ? { newName: f.newName } : {}),
+          })),
+        notes: [...d.notes, ...plan.notes],
+      };
+      for (const s of plan.shared)
+        report.funcs.push({ name: s.name, sympos: 1, change: s.kind, line: newSide.lines.line(s.start) });
+      if (report.funcs.length === 0 && d.refusals.length === 0) report.status = 'no code change';
+      modules.push(report);
+      refusals.push(...d.refusals, ...plan.refusals);
+      if (plan.funcs.length > 0) {
+        objects.push({ module: oldSide.id, hash: ob.hash, plan });
+        targets.push({ module: oldSide.id, file: rel, hash: ob.hash, newHash: nb.hash });
+        for (const f of plan.funcs)
+          functions.push({ module: oldSide.id, name: f.name, sympos: f.sympos, change: f.why });
+        if (trees.source.kind !== 'diff') diffs.push(unifiedDiff(oldAbs, newAbs, rel));
+      }
+    }
+    for (const rel of oldList.files.keys())
+      if (!newList.files.has(rel))
+        modules.push({
+          id: rel,
+          file: rel,
+          status: 'removed',
+          funcs: [],
+          notes: ['removed module: the running copy stays as it is'],
+        });
+    const source = { ...trees.source, diff: trees.source.diff ?? diffs.join('') };
+    const result: BuildResult = {
+      ok: false,
+      name,
+      source,
+      modules,
+      refusals,
+      skipped: [...new Set([...oldList.skipped, ...newList.skipped])],
+      stats: { oldFiles: oldList.files.size, newFiles: newList.files.size, identical, compared, ms: 0 },
+    };
+    if (refusals.length === 0 && objects.length === 0) result.message = 'no functional changes found';
+    else if (refusals.length === 0) {
+      result.ok = true;
+      const manifest: Manifest = {
+        name,
+        ...(o.description !== undefined ? { description: o.description } : {}),
+        fixes: o.fixes ?? [],
+        source,
+        targets,
+        functions,
+        builder: { name: 'livepatch build', version: builderVersion() },
+        created: new Date().toISOString(),
+      };
+      result.patch = emitPatch(name, manifest, objects);
+      if (!o.dryRun) {
+        const output = resolve(o.output ?? `${name}.mjs`);
+        writeFileSync(output, result.patch);
+        result.output = output;
+        if (o.sign !== undefined) {
+          const sig = signSource(Buffer.from(result.patch), readFileSync(resolve(o.sign), 'utf8'));
+          result.signature = `${output}.sig`;
+          writeFileSync(result.signature, JSON.stringify(sig) + '\n');
+        }
+      }
+    }
+    result.stats.ms = Math.round(performance.now() - t0);
+    return result;
+  } finally {
+    trees.cleanup();
+  }
+}

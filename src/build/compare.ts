@@ -1,0 +1,429 @@
+// create-diff-object for JavaScript: matches one module's old and new versions function by function and
+// classifies every difference — unchanged, changed, new, removed, renamed — or refuses it with a remedy.
+import type { ModuleFormat, SymbolTable } from '../instrument/types.js';
+import { bodyFingerprint, canonical, fingerprint, LineIndex, type N } from './ast.js';
+import { analyzeScopes, type ScopeInfo } from './scope.js';
+import { type LocatedFunc } from './symbols.js';
+import { isDataLike, type Binding, type TopLevel } from './toplevel.js';
+
+/** One version of one module, parsed and named. */
+export interface ModuleSide {
+  /** Absolute path in its tree. */
+  file: string;
+  /** Path inside the tree, with forward slashes: what messages show. */
+  rel: string;
+  id: string;
+  hash: string;
+  format: ModuleFormat;
+  source: string;
+  ast: N;
+  lines: LineIndex;
+  symbols: SymbolTable;
+  funcs: LocatedFunc[];
+  top: TopLevel;
+}
+
+export type Change = 'unchanged' | 'changed' | 'new' | 'removed' | 'renamed';
+
+export interface FuncDiff {
+  /** The running (old) name for changed/unchanged/removed/renamed; the new name for new functions. */
+  name: string;
+  sympos: number;
+  change: Change;
+  /** Line in the new version (old version for removed). */
+  line: number;
+  old?: LocatedFunc;
+  new?: LocatedFunc;
+  /** Why an unchanged-looking function is patched anyway, e.g. it reads a changed constant. */
+  why?: string;
+  /** For renamed: the new name. */
+  newName?: string;
+}
+
+export interface Refusal {
+  module: string;
+  /** `path/in/tree.js:LINE`. */
+  where: string;
+  /** The construct, in a few words with the name in quotes. */
+  construct: string;
+  /** What to do instead. */
+  remedy: string;
+}
+
+export interface ModuleDiff {
+  id: string;
+  rel: string;
+  old: ModuleSide;
+  new: ModuleSide;
+  funcs: FuncDiff[];
+  /** Changed module-level constants whose new value moves into the patch. */
+  movedConstants: Set<string>;
+  refusals: Refusal[];
+  notes: string[];
+  scopes: ScopeInfo;
+}
+
+export function refusal(side: ModuleSide, node: N | number, construct: string, remedy: string): Refusal {
+  const line = typeof node === 'number' ? node : side.lines.line(node.start);
+  return { module: side.id, where: `${side.rel}:${line}`, construct, remedy };
+}
+
+/** One line of a statement's source, shortened, for messages. */
+export function excerpt(side: ModuleSide, node: N): string {
+  const text = side.source.slice(node.start, node.end).replace(/\s+/g, ' ').trim();
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+const fpCache = new WeakMap<N, string>();
+function fp(f: LocatedFunc): string {
+  let v = fpCache.get(f.node);
+  if (v === undefined) {
+    v = fingerprint(f.node);
+    fpCache.set(f.node, v);
+  }
+  return v;
+}
+
+function parentName(name: string): string {
+  const i = name.lastIndexOf('>');
+  return i < 0 ? '' : name.slice(0, i);
+}
+
+/** Pairs old and new functions by symbol name (and by content among duplicates), then spots renames. */
+export function matchFuncs(oldSide: ModuleSide, newSide: ModuleSide): FuncDiff[] {
+  const groups = new Map<string, LocatedFunc[]>();
+  for (const f of oldSide.funcs) {
+    const g = groups.get(f.sym.name);
+    if (g) g.push(f);
+    else groups.set(f.sym.name, [f]);
+  }
+  const out: FuncDiff[] = [];
+  const added: LocatedFunc[] = [];
+  const newGroups = new Map<string, LocatedFunc[]>();
+  for (const f of newSide.funcs) {
+    const g = newGroups.get(f.sym.name);
+    if (g) g.push(f);
+    else newGroups.set(f.sym.name, [f]);
+  }
+  for (const [name, news] of newGroups) {
+    const olds = groups.get(name) ?? [];
+    groups.delete(name);
+    const pairs = new Map<LocatedFunc, LocatedFunc>();
+    if (olds.length === news.length) news.forEach((n, i) => pairs.set(n, olds[i] as LocatedFunc));
+    else {
+      // Duplicated names with some added or removed: identical bodies pair first, the rest in source order.
+      const free = [...olds];
+      for (const n of news) {
+        const i = free.findIndex((o) => fp(o) === fp(n));
+        if (i >= 0) pairs.set(n, free.splice(i, 1)[0] as LocatedFunc);
+      }
+      for (const n of news) if (!pairs.has(n) && free.length > 0) pairs.set(n, free.shift() as LocatedFunc);
+      for (const o of free) groups.set(name, [...(groups.get(name) ?? []), o]);
+    }
+    for (const n of news) {
+      const o = pairs.get(n);
+      const line = newSide.lines.line(n.node.start);
+      if (!o) added.push(n);
+      else
+        out.push({
+          name: o.sym.name,
+          sympos: o.sym.sympos,
+          change: fp(o) === fp(n) ? 'unchanged' : 'changed',
+          line,
+          old: o,
+          new: n,
+        });
+    }
+  }
+  const removed = [...groups.values()].flat();
+  for (const n of added) {
+    const line = newSide.lines.line(n.node.start);
+    const bfp = bodyFingerprint(n.node);
+    const i = removed.findIndex(
+      (o) => parentName(o.sym.name) === parentName(n.sym.name) && bodyFingerprint(o.node) === bfp,
+    );
+    if (i >= 0) {
+      const o = removed.splice(i, 1)[0] as LocatedFunc;
+      out.push({
+        name: o.sym.name,
+        sympos: o.sym.sympos,
+        change: 'renamed',
+        line,
+        old: o,
+        new: n,
+        newName: n.sym.name,
+      });
+    } else out.push({ name: n.sym.name, sympos: n.sym.sympos, change: 'new', line, new: n });
+  }
+  for (const o of removed)
+    out.push({
+      name: o.sym.name,
+      sympos: o.sym.sympos,
+      change: 'removed',
+      line: oldSide.lines.line(o.node.start),
+      old: o,
+    });
+  return out.sort((a, b) => a.line - b.line);
+}
+
+/** Compares two versions of a module whose bytes differ. Pure. */
+export function compareModule(oldSide: ModuleSide, newSide: ModuleSide): ModuleDiff {
+  const d: ModuleDiff = {
+    id: newSide.id,
+    rel: newSide.rel,
+    old: oldSide,
+    new: newSide,
+    funcs: matchFuncs(oldSide, newSide),
+    movedConstants: new Set(),
+    refusals: [],
+    notes: [],
+    scopes: analyzeScopes(newSide.ast, newSide.format),
+  };
+  compareStatements(d);
+  compareBindings(d);
+  compareExports(d);
+  pullConstantReaders(d);
+  return d;
+}
+
+function compareStatements(d: ModuleDiff): void {
+  const pool = new Map<string, N[]>();
+  for (const o of d.old.top.others) pool.set(o.canon, [...(pool.get(o.canon) ?? []), o.node]);
+  const added: { node: N; exports: boolean }[] = [];
+  for (const n of d.new.top.others) {
+    const list = pool.get(n.canon);
+    if (list && list.length > 0) list.shift();
+    else added.push(n);
+  }
+  const removed = [...pool.values()].flat();
+  for (const n of added) {
+    const was = removed.shift();
+    const what = n.exports
+      ? 'changed exports'
+      : was
+        ? 'changed top-level statement'
+        : 'new top-level statement';
+    d.refusals.push(
+      refusal(
+        d.new,
+        n.node,
+        `${what} '${excerpt(d.new, n.node)}'`,
+        n.exports
+          ? 'the running module has already handed out its exports; keep them as they are and change the functions behind them'
+          : 'module-level code already ran in the target; do the new work in a postPatch callback (ctx.bindings gives the module state), or restart',
+      ),
+    );
+  }
+  for (const o of removed)
+    d.refusals.push(
+      refusal(
+        d.old,
+        o,
+        `removed top-level statement '${excerpt(d.old, o)}'`,
+        'its effect already happened in the target; undo it in a postPatch callback, or restart',
+      ),
+    );
+}
+
+function compareBindings(d: ModuleDiff): void {
+  const oldB = d.old.top.bindings;
+  const newB = d.new.top.bindings;
+  for (const [name, nb] of newB) {
+    const ob = oldB.get(name);
+    if (!ob) {
+      if (!nb.isFunction && !nb.isClass && !isDataLike(nb.init) && nb.kind !== 'import')
+        d.refusals.push(
+          refusal(
+            d.new,
+            nb.node,
+            `new module-level '${nb.kind} ${name}' with a side effect at load`,
+            'the target will not run module-level code again; create it in a postPatch callback, or restart',
+          ),
+        );
+      continue;
+    }
+    if (nb.kind === 'import' || ob.kind === 'import') {
+      if (nb.kind !== ob.kind || nb.canon !== ob.canon)
+        d.refusals.push(
+          refusal(
+            d.new,
+            nb.statement,
+            `changed import of '${name}'`,
+            'a running module cannot change its imports; restart',
+          ),
+        );
+      continue;
+    }
+    if (nb.isClass && ob.isClass) {
+      compareClass(d, name, ob, nb);
+      continue;
+    }
+    if (nb.isFunction && ob.isFunction && nb.kind === ob.kind) continue; // function bodies are compared as functions
+    if (nb.canon === ob.canon && nb.kind === ob.kind) continue;
+    if (nb.kind === 'const' && ob.kind === 'const' && !nb.group && !nb.isFunction && isDataLike(nb.init)) {
+      d.movedConstants.add(name);
+      continue;
+    }
+    d.refusals.push(
+      refusal(
+        d.new,
+        nb.node,
+        nb.kind !== ob.kind
+          ? `module-level '${name}' changed from '${ob.kind}' to '${nb.kind}'`
+          : `changed initial value of module-level '${nb.kind} ${name}'`,
+        `the target already holds its value; keep the declaration as it was and set the new value in a postPatch callback (ctx.bindings.${name} = …), or keep per-object data in a shadow variable`,
+      ),
+    );
+  }
+}
+
+function memberKey(m: N): string {
+  const k = m.key as N | undefined;
+  const key = !k
+    ? ''
+    : m.computed
+      ? `[${canonical(k, false)}]`
+      : k.type === 'PrivateIdentifier'
+        ? `#${String(k.name)}`
+        : String(k.name ?? k.value);
+  return `${m.static ? 'static ' : ''}${m.type === 'PropertyDefinition' ? 'field' : m.type === 'StaticBlock' ? 'static-block' : String(m.kind)} ${key}`;
+}
+
+function classShape(cls: N): Map<string, { node: N; canon: string }> {
+  const shape = new Map<string, { node: N; canon: string }>();
+  let blocks = 0;
+  for (const m of cls.body.body as N[]) {
+    let key = memberKey(m);
+    if (m.type === 'StaticBlock') key += String(blocks++);
+    const canon = m.type === 'MethodDefinition' ? '' : canonical(m, false);
+    shape.set(key, { node: m, canon });
+  }
+  return shape;
+}
+
+function compareClass(d: ModuleDiff, name: string, ob: Binding, nb: Binding): void {
+  const oc = ob.init as N;
+  const nc = nb.init as N;
+  const oh = oc.superClass ? canonical(oc.superClass, false) : '';
+  const nh = nc.superClass ? canonical(nc.superClass, false) : '';
+  if (oh !== nh)
+    d.refusals.push(
+      refusal(
+        d.new,
+        nc,
+        `changed base class of '${name}'`,
+        'existing instances keep their prototype chain; restart',
+      ),
+    );
+  const os = classShape(oc);
+  const ns = classShape(nc);
+  for (const [key, m] of ns) {
+    const o = os.get(key);
+    const label = `'${name}' member '${key}'`;
+    if (!o) {
+      const isMethod = m.node.type === 'MethodDefinition';
+      d.refusals.push(
+        refusal(
+          d.new,
+          m.node,
+          `changed class shape: new ${label}`,
+          isMethod
+            ? `add it from a postPatch callback (Object.defineProperty(ctx.bindings.${name}.prototype, …)) and remove it in postUnpatch, or call a new top-level helper function instead`
+            : 'existing instances do not have it: keep per-instance data in a shadow variable',
+        ),
+      );
+    } else if (o.canon !== m.canon)
+      d.refusals.push(
+        refusal(
+          d.new,
+          m.node,
+          `changed class shape: changed ${label}`,
+          'field initialisers already ran for existing instances: keep the field and fix its value in the methods that use it, or use a shadow variable',
+        ),
+      );
+  }
+  for (const [key, m] of os)
+    if (!ns.has(key))
+      d.refusals.push(
+        refusal(
+          d.old,
+          m.node,
+          `changed class shape: removed '${name}' member '${key}'`,
+          'existing callers may still use it: keep it (it may forward to the new code)',
+        ),
+      );
+}
+
+function compareExports(d: ModuleDiff): void {
+  for (const e of d.new.top.exports)
+    if (!d.old.top.exports.has(e))
+      d.refusals.push(
+        refusal(
+          d.new,
+          1,
+          `changed exports: new export '${e}'`,
+          'importers of the running module already linked its exports; keep the export list and put new code behind existing exports',
+        ),
+      );
+  for (const e of d.old.top.exports)
+    if (!d.new.top.exports.has(e))
+      d.refusals.push(
+        refusal(
+          d.new,
+          1,
+          `changed exports: removed export '${e}'`,
+          'keep the export (it may forward to new code)',
+        ),
+      );
+  for (const imp of d.new.top.imports)
+    if (
+      !d.old.top.imports.some((o) => o.canon === imp.canon) &&
+      !d.refusals.some((r) => r.construct.includes('import'))
+    )
+      d.refusals.push(
+        refusal(
+          d.new,
+          imp.node,
+          `new import of '${imp.source}'`,
+          'a running module cannot gain imports; use dynamic import() inside the patched function, or restart',
+        ),
+      );
+}
+
+/** The innermost function (by the new version's symbols) containing `offset`, or undefined at module level. */
+export function innermostFunc(funcs: LocatedFunc[], offset: number): LocatedFunc | undefined {
+  let best: LocatedFunc | undefined;
+  for (const f of funcs)
+    if (f.node.start <= offset && offset < f.node.end && (!best || f.node.start >= best.node.start)) best = f;
+  return best;
+}
+
+// A changed constant's new value is only right if everything that reads it runs new code: every function that
+// reads it is patched too (where it lives), and a read at module level — which already ran — is refused.
+function pullConstantReaders(d: ModuleDiff): void {
+  if (d.movedConstants.size === 0) return;
+  const byNode = new Map<N, FuncDiff>();
+  for (const f of d.funcs) if (f.new) byNode.set(f.new.node, f);
+  for (const [id, scope] of d.scopes.refs) {
+    if (scope !== d.scopes.module || !d.movedConstants.has(id.name)) continue;
+    const decl = d.new.top.bindings.get(id.name);
+    if (decl && id.start >= decl.node.start && id.end <= decl.node.end) continue;
+    const fn = innermostFunc(d.new.funcs, id.start);
+    if (!fn) {
+      d.refusals.push(
+        refusal(
+          d.new,
+          id,
+          `changed module-level const '${id.name}' is read at module level`,
+          'what was computed from its old value at load stays; recompute it in a postPatch callback, or restart',
+        ),
+      );
+      continue;
+    }
+    const f = byNode.get(fn.node);
+    if (f && f.change === 'unchanged') {
+      f.change = 'changed';
+      f.why = `reads changed constant '${id.name}'`;
+    }
+  }
+}

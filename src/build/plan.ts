@@ -1,0 +1,446 @@
+// What goes into the patch for one module: each changed function rewritten to reach the running module's state
+// (ctx.bindings, ctx.scope()), plus the new helpers and moved constants it needs — or a refusal saying why not.
+import { forEachChild, type N } from './ast.js';
+import { excerpt, refusal, type FuncDiff, type ModuleDiff, type Refusal } from './compare.js';
+import { COMMONJS_NAMES, type Scope } from './scope.js';
+import { isDataLike } from './toplevel.js';
+
+/** Reserved names the patch uses; `__lp$` is reserved by the ABI, so user code cannot clash with them. */
+export const CTX = '__lp$ctx';
+export const BINDINGS = '__lp$b';
+export const SCOPE = '__lp$s';
+
+export interface PlannedFunc {
+  name: string;
+  sympos: number;
+  why: string;
+  /** An expression evaluating to the replacement, valid inside the factory. */
+  text: string;
+  /** Shared names (helpers, moved constants) this replacement uses. */
+  needs: string[];
+}
+
+export interface SharedItem {
+  name: string;
+  kind: 'constant' | 'helper';
+  /** A statement declaring `name`, valid inside the per-module shared scope. */
+  text: string;
+  start: number;
+}
+
+export interface ModulePlan {
+  funcs: PlannedFunc[];
+  shared: SharedItem[];
+  refusals: Refusal[];
+  notes: string[];
+}
+
+interface Edit {
+  start: number;
+  end: number;
+  text: string;
+}
+
+function applyEdits(source: string, start: number, end: number, edits: Edit[]): string {
+  const inside = edits
+    .filter((e) => e.start >= start && e.end <= end)
+    .sort((a, b) => a.start - b.start || a.end - b.end);
+  let out = '';
+  let at = start;
+  for (const e of inside) {
+    if (e.start < at) continue; // overlapping edits cannot happen for distinct identifiers; keep the first
+    out += source.slice(at, e.start) + e.text;
+    at = e.end;
+  }
+  return out + source.slice(at, end);
+}
+
+const IDENT = /^[A-Za-z_$][\w$]*$/;
+const RESERVED = new Set(
+  'break case catch class const continue debugger default delete do else export extends false finally for function if import in instanceof new null return super switch this throw true try typeof var void while with yield let static enum await implements package protected interface private public arguments eval'.split(
+    ' ',
+  ),
+);
+
+function safeName(symName: string): string {
+  const last = (symName.split('>').pop() ?? '').split('.').pop() ?? '';
+  const bare = last
+    .replace(/^(get|set) /, '')
+    .replace(/^#/, '')
+    .replace(/\[\d+\]$/, '');
+  return IDENT.test(bare) && !RESERVED.has(bare) ? bare : 'replacement';
+}
+
+/** Calls `fn` for nodes under `n` that belong to `n`'s own function context (not inside nested non-arrow functions). */
+function ownNodes(n: N, fn: (x: N) => void, root = true): void {
+  if (!root && (n.type === 'FunctionDeclaration' || n.type === 'FunctionExpression')) return;
+  fn(n);
+  forEachChild(n, (c) => ownNodes(c, fn, false));
+}
+
+function anyNode(n: N, pred: (x: N) => boolean): N | undefined {
+  if (pred(n)) return n;
+  let found: N | undefined;
+  forEachChild(n, (c) => {
+    if (!found) found = anyNode(c, pred);
+  });
+  return found;
+}
+
+/** How many arguments the running function's prologue passes on (docs/internals/abi.md §2, FORWARD). */
+function forwarded(f: FuncDiff): number {
+  const o = f.old;
+  if (!o) return Infinity;
+  if (o.sym.kind === 'constructor' || o.sym.usesArguments) return Infinity;
+  const params = o.node.params as N[];
+  if (params.some((p) => p.type === 'RestElement')) return Infinity;
+  if (o.node.type !== 'ArrowFunctionExpression' && !params.every((p) => p.type === 'Identifier'))
+    return Infinity;
+  return params.length;
+}
+
+function needed(fn: N): number {
+  const params = fn.params as N[];
+  if (params.some((p) => p.type === 'RestElement')) return Infinity;
+  if (fn.type !== 'ArrowFunctionExpression') {
+    let uses = false;
+    ownNodes(fn.body, (x) => {
+      if (x.type === 'Identifier' && x.name === 'arguments') uses = true;
+    });
+    if (uses) return Infinity;
+  }
+  return params.length;
+}
+
+export function planModule(d: ModuleDiff): ModulePlan {
+  return new Planner(d).run();
+}
+
+class Planner {
+  private readonly refs: [N, Scope | null][];
+  private readonly refStarts: number[];
+  private readonly plan: ModulePlan = { funcs: [], shared: [], refusals: [], notes: [] };
+  private readonly oldNames: Set<string>;
+  /** New name → running name, for functions renamed with the same body. */
+  private readonly renames = new Map<string, string>();
+  private readonly sharedWanted = new Map<string, N>();
+
+  constructor(private readonly d: ModuleDiff) {
+    this.refs = [...d.scopes.refs].sort((a, b) => a[0].start - b[0].start);
+    this.refStarts = this.refs.map((r) => r[0].start);
+    this.oldNames = new Set(d.old.top.bindings.keys());
+    if (d.old.format === 'commonjs') for (const n of COMMONJS_NAMES) this.oldNames.add(n);
+    for (const f of d.funcs)
+      if (f.change === 'renamed' && f.old?.node.id && f.new?.node.id)
+        this.renames.set(f.new.node.id.name, f.old.node.id.name);
+  }
+
+  run(): ModulePlan {
+    for (const f of this.d.funcs) if (f.change === 'changed') this.planFunc(f);
+    // Helpers and constants can need more of each other: close over them.
+    const done = new Set<string>();
+    for (let grew = true; grew;) {
+      grew = false;
+      for (const [name, at] of [...this.sharedWanted]) {
+        if (done.has(name)) continue;
+        done.add(name);
+        grew = true;
+        this.planShared(name, at);
+      }
+    }
+    this.plan.shared.sort((a, b) => a.start - b.start);
+    return this.plan;
+  }
+
+  private refuse(node: N | number, construct: string, remedy: string, old = false): void {
+    this.plan.refusals.push(refusal(old ? this.d.old : this.d.new, node, construct, remedy));
+  }
+
+  private refsIn(start: number, end: number): [N, Scope | null][] {
+    let lo = 0;
+    let hi = this.refStarts.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((this.refStarts[mid] ?? 0) < start) lo = mid + 1;
+      else hi = mid;
+    }
+    const out: [N, Scope | null][] = [];
+    for (let i = lo; i < this.refs.length && (this.refStarts[i] ?? 0) < end; i++)
+      out.push(this.refs[i] as [N, Scope | null]);
+    return out;
+  }
+
+  /**
+   * Rewrites the identifiers of [start, end) that leave that range: module bindings → `__lp$b.x`, an enclosing
+   * function's variables → `__lp$s.x`, new helpers and moved constants → the shared scope. Returns the edits,
+   * or null after recording a refusal.
+   */
+  private rewire(
+    who: string,
+    start: number,
+    end: number,
+    enclosing: string[] | null,
+    selfId: N | null,
+  ): { edits: Edit[]; usesScope: boolean; needs: Set<string>; kept: Set<string>; scopeAt: number[] } | null {
+    const edits: Edit[] = [];
+    const needs = new Set<string>();
+    const kept = new Set<string>();
+    const scopeAt: number[] = [];
+    let usesScope = false;
+    let ok = true;
+    const moduleScope = this.d.scopes.module;
+    for (const [id, scope] of this.refsIn(start, end)) {
+      const name = id.name as string;
+      if (scope === null) {
+        kept.add(name);
+        continue;
+      }
+      if (scope.node.start >= start && scope.node.end <= end) continue; // declared inside: unchanged
+      if (selfId && scope.names.get(name) === selfId) {
+        kept.add(name);
+        continue; // a call to itself stays as is: the replacement carries the same name
+      }
+      let target: string | null = null;
+      let s: Scope | null = scope;
+      if (s.kind === 'class') {
+        const b = this.d.new.top.bindings.get(name);
+        if (b && b.init === s.node) s = moduleScope;
+      }
+      if (s === moduleScope) {
+        target = this.moduleRef(who, id, name);
+        if (target === null) {
+          ok = false;
+          continue;
+        }
+        if (target === name) {
+          needs.add(name);
+          continue;
+        }
+      } else {
+        let fnScope: Scope | null = s;
+        while (fnScope && fnScope.kind !== 'function' && fnScope.kind !== 'module') fnScope = fnScope.parent;
+        const running = this.renames.get(name) ?? name;
+        if (!fnScope || fnScope.kind === 'module' || enclosing === null) {
+          this.refuse(
+            id,
+            `patched '${who}' reads '${name}', declared in a block at module level`,
+            'move the declaration to the top level of the module, or keep the code that reads it unchanged',
+          );
+          ok = false;
+          continue;
+        }
+        if (!enclosing.includes(running)) {
+          this.refuse(
+            id,
+            `patched '${who}' reads '${name}' of its enclosing function, which the running code does not capture`,
+            'the running closure has no access to it: patch the enclosing function instead (closures it already made keep the old code), or pass the value in',
+          );
+          ok = false;
+          continue;
+        }
+        usesScope = true;
+        scopeAt.push(id.start);
+        target = `${SCOPE}.${running}`;
+      }
+      const text = this.d.scopes.shorthand.has(id)
+        ? `${name}: ${target}`
+        : this.d.scopes.callees.has(id)
+          ? `(0, ${target})`
+          : target;
+      edits.push({ start: id.start, end: id.end, text });
+    }
+    return ok ? { edits, usesScope, needs, kept, scopeAt } : null;
+  }
+
+  /** How patched code reaches module-level `name`: a member of the bindings, a shared name, or null (refused). */
+  private moduleRef(who: string, id: N, name: string): string | null {
+    if (this.d.movedConstants.has(name)) {
+      this.sharedWanted.set(name, id);
+      return name;
+    }
+    const renamed = this.renames.get(name);
+    if (renamed !== undefined && this.oldNames.has(renamed)) return `${BINDINGS}.${renamed}`;
+    if (this.oldNames.has(name)) return `${BINDINGS}.${name}`;
+    const b = this.d.new.top.bindings.get(name);
+    if (b && !b.group && (b.isFunction || b.isClass || (b.kind === 'const' && isDataLike(b.init)))) {
+      this.sharedWanted.set(name, id);
+      return name;
+    }
+    this.refuse(
+      id,
+      b
+        ? `patched '${who}' uses new module-level '${b.kind} ${name}'`
+        : `patched '${who}' uses unknown '${name}'`,
+      'new module-level state cannot be added to a running module: keep it in a shadow variable, or create it in a postPatch callback on ctx.bindings of an existing binding',
+    );
+    return null;
+  }
+
+  private planFunc(f: FuncDiff): void {
+    const nf = f.new;
+    const of = f.old;
+    if (!nf || !of) return;
+    const fn = nf.node;
+    const who = f.name;
+    const kind = of.sym.kind;
+    const before = this.plan.refusals.length;
+    const priv = anyNode(fn, (x) => x.type === 'PrivateIdentifier');
+    if (priv)
+      this.refuse(
+        priv,
+        `patched '${who}' uses private member '#${String(priv.name)}'`,
+        'a patch is outside the class and cannot reach #private members: patch a public method that calls a helper, or make the member non-private in the next release and restart',
+      );
+    if (kind === 'constructor' || nf.sym.kind === 'constructor')
+      this.refuse(
+        fn,
+        `changed constructor of '${who.replace(/\.constructor$/, '')}'`,
+        'move the changed code into a method or helper the constructor calls, and patch that',
+      );
+    let usesSuper = false;
+    ownNodes(fn, (x) => {
+      if (x.type === 'Super') usesSuper = true;
+    });
+    if (fn.type === 'ArrowFunctionExpression') {
+      let lexical: string | undefined;
+      ownNodes(fn.body, (x) => {
+        if (x.type === 'Identifier' && x.name === 'arguments') lexical = "'arguments'";
+        if (x.type === 'MetaProperty') lexical = "'new.target'";
+        if (x.type === 'Super') lexical = "'super'";
+      });
+      if (lexical)
+        this.refuse(
+          fn,
+          `patched arrow '${who}' uses ${lexical} of its enclosing function`,
+          'patch the enclosing function instead, or pass the value in as a parameter',
+        );
+    }
+    const give = forwarded(f);
+    const want = needed(fn);
+    if (want > give)
+      this.refuse(
+        fn,
+        `patched '${who}' now takes ${want === Infinity ? 'any number of' : want} arguments but the running function passes on only ${give}`,
+        'keep the parameter list of the running function (add new values through an options object or a shadow variable), or patch its callers',
+      );
+    const member = nf.member;
+    const isMethod =
+      member !== null &&
+      (member.type === 'MethodDefinition' ||
+        (member.type === 'Property' && (member.method || member.kind !== 'init')));
+    let home: string | null = null;
+    if (usesSuper && fn.type !== 'ArrowFunctionExpression') {
+      const cls = member?.type === 'MethodDefinition' ? this.classOf(member) : null;
+      if (!cls)
+        this.refuse(
+          fn,
+          `patched '${who}' uses 'super' outside a module-level class`,
+          'call the base method through a module binding (Base.prototype.m.call(this, …)) in the new code, or write the replacement by hand',
+        );
+      else
+        home = member?.static
+          ? `Object.getPrototypeOf(${BINDINGS}.${cls})`
+          : `Object.getPrototypeOf(${BINDINGS}.${cls}.prototype)`;
+    }
+    const selfId = fn.type === 'FunctionDeclaration' ? (fn.id as N) : null;
+    const enclosing = of.sym.parent >= 0 ? of.sym.scope : null;
+    const wired = this.rewire(who, fn.start, fn.end, enclosing, selfId);
+    if (!wired || this.plan.refusals.length > before) return;
+    const paramsEnd = fn.body.start;
+    if (wired.scopeAt.some((p) => p < paramsEnd))
+      return this.refuse(
+        fn,
+        `patched '${who}' reads enclosing variables in its parameter defaults`,
+        'read them in the body instead',
+      );
+    let name = safeName(nf.sym.name);
+    if (!selfId && (wired.kept.has(name) || wired.needs.has(name))) name = 'replacement';
+    if (selfId) name = selfId.name;
+    const edits = wired.edits;
+    const prelude = `const ${SCOPE} = ${CTX}.scope(); `;
+    const src = this.d.new.source;
+    let text: string;
+    if (fn.type === 'ArrowFunctionExpression') {
+      // An arrow becomes a function: the prologue forwards the arrow's own `this` with call(), which an arrow
+      // replacement would ignore.
+      const params = fn.params as N[];
+      const ptext = params.length
+        ? applyEdits(src, (params[0] as N).start, (params[params.length - 1] as N).end, edits)
+        : '';
+      const body =
+        fn.body.type === 'BlockStatement'
+          ? this.withPrelude(fn.body, edits, wired.usesScope ? prelude : '')
+          : `{ ${wired.usesScope ? prelude : ''}return (${applyEdits(src, fn.body.start, fn.body.end, edits)}); }`;
+      text = `${fn.async ? 'async ' : ''}function ${name}(${ptext}) ${body}`;
+    } else {
+      const body = this.withPrelude(fn.body, edits, wired.usesScope ? prelude : '');
+      const head = applyEdits(src, fn.start, fn.body.start, edits);
+      if (isMethod) {
+        const star = fn.generator ? '*' : '';
+        const async = fn.async ? 'async ' : '';
+        const mkind = member?.kind === 'get' || member?.kind === 'set' ? `${String(member.kind)} ` : '';
+        if (home !== null) {
+          const lit = `{ __proto__: ${home}, ${mkind}${async}${star}${name}${head}${body} }`;
+          text = mkind
+            ? `Object.getOwnPropertyDescriptor(${lit}, '${name}').${mkind.trim()}`
+            : `(${lit}).${name}`;
+        } else text = `${async}function${star} ${name}${head}${body}`;
+      } else {
+        // A declaration or expression keeps its own head; an anonymous one is given a name.
+        text = fn.id
+          ? `${head}${body}`
+          : `${head.replace(/^(async\s+)?function\s*(\*?)\s*/, (_m, a?: string, st?: string) => `${a ?? ''}function${st ?? ''} ${name}`)}${body}`;
+      }
+    }
+    this.plan.funcs.push({
+      name: f.name,
+      sympos: f.sympos,
+      why: f.why ?? 'changed',
+      text,
+      needs: [...wired.needs],
+    });
+  }
+
+  private withPrelude(body: N, edits: Edit[], prelude: string): string {
+    if (!prelude) return applyEdits(this.d.new.source, body.start, body.end, edits);
+    // After the directive prologue: a 'use strict' moved behind a statement would stop being a directive.
+    const stmts = body.body as N[];
+    let at = body.start + 1;
+    for (const st of stmts) {
+      if (st.directive === undefined) break;
+      at = st.end;
+    }
+    return applyEdits(this.d.new.source, body.start, body.end, [
+      ...edits,
+      { start: at, end: at, text: ` ${prelude}` },
+    ]);
+  }
+
+  /** The module-level binding name of the class holding method `member`, if the running module has it. */
+  private classOf(member: N): string | null {
+    for (const [name, b] of this.d.new.top.bindings)
+      if (b.isClass && b.init && (b.init.body.body as N[]).includes(member) && this.oldNames.has(name))
+        return name;
+    return null;
+  }
+
+  private planShared(name: string, at: N): void {
+    const b = this.d.new.top.bindings.get(name);
+    if (!b) return;
+    const isConst = this.d.movedConstants.has(name) || (!b.isFunction && !b.isClass);
+    const node = b.node; // the declaration, or the declarator of a const
+    const wired = this.rewire(name, node.start, node.end, null, null);
+    if (!wired) return;
+    for (const n of wired.needs) if (!this.sharedWanted.has(n)) this.sharedWanted.set(n, at);
+    const text = applyEdits(this.d.new.source, node.start, node.end, wired.edits);
+    this.plan.shared.push({
+      name,
+      kind: isConst ? 'constant' : 'helper',
+      text: b.kind === 'function' || b.kind === 'class' ? text : `const ${text};`,
+      start: node.start,
+    });
+    this.plan.notes.push(
+      `${isConst ? 'constant' : 'helper'} '${name}' (${this.d.rel}:${this.d.new.lines.line(node.start)}) moves into the patch: ${excerpt(this.d.new, node)}`,
+    );
+  }
+}

@@ -1,0 +1,78 @@
+// The runtime's names for a module's functions (src/instrument's symbol table) tied to the builder's AST nodes.
+import { LivepatchError } from '../errors.js';
+import type { FuncSymbol, ModuleFormat, SymbolTable } from '../instrument/types.js';
+import { forEachChild, isFunctionNode, type N } from './ast.js';
+
+type SymbolTableFn = (source: string, format: ModuleFormat) => SymbolTable;
+let symbolTableFn: SymbolTableFn | undefined;
+
+/**
+ * Loads `symbolTable` from src/instrument: the one place that decides names, so a built patch names functions
+ * exactly as the runtime does. Throws EBUILD when src/instrument is missing.
+ */
+export async function loadSymbolTable(): Promise<SymbolTableFn> {
+  if (symbolTableFn) return symbolTableFn;
+  // A computed specifier: the builder compiles even where src/instrument is absent (it is a sibling part).
+  const specifier = '../instrument/index.js';
+  let mod: { symbolTable?: unknown };
+  try {
+    mod = (await import(specifier)) as { symbolTable?: unknown };
+  } catch (e) {
+    throw new LivepatchError('EBUILD', `cannot load the instrumenter: ${(e as Error).message}`, undefined, {
+      cause: e,
+    });
+  }
+  if (typeof mod.symbolTable !== 'function')
+    throw new LivepatchError('EBUILD', "the instrumenter has no 'symbolTable' function");
+  symbolTableFn = mod.symbolTable as SymbolTableFn;
+  return symbolTableFn;
+}
+
+export interface LocatedFunc {
+  sym: FuncSymbol;
+  /** The function node (for a method: the FunctionExpression that is its value). */
+  node: N;
+  /** The method or property holding it, for class and object members. */
+  member: N | null;
+}
+
+/** Every function node of the program with the member that holds it, by start offset of either. */
+export function indexFunctions(program: N): {
+  byStart: Map<number, LocatedFunc['node']>;
+  memberOf: Map<N, N>;
+} {
+  const byStart = new Map<number, N>();
+  const memberOf = new Map<N, N>();
+  const visit = (n: N, parent: N | null): void => {
+    if (isFunctionNode(n)) {
+      byStart.set(n.start, n);
+      if (
+        parent &&
+        (parent.type === 'MethodDefinition' ||
+          parent.type === 'Property' ||
+          parent.type === 'PropertyDefinition') &&
+        parent.value === n
+      ) {
+        memberOf.set(n, parent);
+        if (!byStart.has(parent.start)) byStart.set(parent.start, n);
+      }
+    }
+    forEachChild(n, (c) => visit(c, n));
+  };
+  visit(program, null);
+  return { byStart, memberOf };
+}
+
+/** Ties each symbol to its node. Throws EBUILD if the instrumenter's offsets do not land on a function. */
+export function locate(table: SymbolTable, program: N, file: string): LocatedFunc[] {
+  const { byStart, memberOf } = indexFunctions(program);
+  return table.funcs.map((sym) => {
+    const node = byStart.get(sym.start);
+    if (!node)
+      throw new LivepatchError(
+        'EBUILD',
+        `symbol '${sym.name}' of '${file}' does not start a function (offset ${sym.start})`,
+      );
+    return { sym, node, member: memberOf.get(node) ?? null };
+  });
+}

@@ -1,0 +1,135 @@
+// The two trees being compared: which JavaScript files they hold, under which module ids, and in which format.
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative, sep } from 'node:path';
+import { contentHash, moduleIdentity, readPackageJson } from '../loader/module-id.js';
+import type { ModuleFormat } from '../instrument/types.js';
+import { LineIndex, parseSource } from './ast.js';
+import type { ModuleSide } from './compare.js';
+import { locate } from './symbols.js';
+import { topLevel } from './toplevel.js';
+import type { SymbolTable } from '../instrument/types.js';
+
+const JS = /\.(c|m)?js$/;
+
+/**
+ * Directories and files a running service does not load: a package's tests, examples and benchmarks. Skipped
+ * unless `--include-tests`; `--dry-run` lists what was skipped.
+ */
+const DEFAULT_SKIP_DIRS = new Set([
+  'node_modules',
+  '.git',
+  'test',
+  'tests',
+  '__tests__',
+  'example',
+  'examples',
+  'bench',
+  'benchmark',
+  'benchmarks',
+  'coverage',
+  '.github',
+]);
+const DEFAULT_SKIP_FILE = /\.(test|spec)\.(c|m)?js$/;
+
+export interface TreeOptions {
+  includeTests: boolean;
+  /** Extra patterns: `*` matches within a path segment, `**` across segments; matched against the path in the tree. */
+  exclude: string[];
+}
+
+function globToRegExp(glob: string): RegExp {
+  let re = '';
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i] as string;
+    if (c === '*' && glob[i + 1] === '*') {
+      re += '.*';
+      i++;
+    } else if (c === '*') re += '[^/]*';
+    else if (c === '?') re += '[^/]';
+    else re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+  }
+  // A pattern names a file, or a directory and everything below it.
+  return new RegExp(`^${re}(/.*)?$`);
+}
+
+/** JavaScript files of a tree: path in the tree (forward slashes) → absolute path; plus what was skipped. */
+export function listModules(
+  root: string,
+  opts: TreeOptions,
+): { files: Map<string, string>; skipped: string[] } {
+  const files = new Map<string, string>();
+  const skipped: string[] = [];
+  const excludes = opts.exclude.map(globToRegExp);
+  const walk = (dir: string): void => {
+    const entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1));
+    for (const e of entries) {
+      const abs = join(dir, e.name);
+      const rel = relative(root, abs).split(sep).join('/');
+      if (excludes.some((r) => r.test(rel))) {
+        skipped.push(rel);
+        continue;
+      }
+      if (e.isDirectory()) {
+        if (e.name === 'node_modules' || e.name === '.git') continue;
+        if (!opts.includeTests && DEFAULT_SKIP_DIRS.has(e.name)) {
+          skipped.push(`${rel}/`);
+          continue;
+        }
+        walk(abs);
+      } else if (e.isFile() && JS.test(e.name)) {
+        if (!opts.includeTests && DEFAULT_SKIP_FILE.test(e.name)) {
+          skipped.push(rel);
+          continue;
+        }
+        files.set(rel, abs);
+      }
+    }
+  };
+  walk(root);
+  return { files, skipped };
+}
+
+/** As Node decides: .mjs and .cjs by extension, .js by the nearest package.json's "type". */
+export function moduleFormat(file: string): ModuleFormat {
+  if (file.endsWith('.mjs')) return 'module';
+  if (file.endsWith('.cjs')) return 'commonjs';
+  for (let d = dirname(file); ;) {
+    const pkg = readPackageJson(d);
+    if (pkg !== null) return pkg.type === 'module' ? 'module' : 'commonjs';
+    const up = dirname(d);
+    if (up === d) return 'commonjs';
+    d = up;
+  }
+}
+
+export function readModuleBytes(abs: string): { bytes: Buffer; hash: string } {
+  const bytes = readFileSync(abs);
+  return { bytes, hash: contentHash(bytes) };
+}
+
+/** Parses and names one version of a module. Throws EBUILD (parse) or EINSTRUMENT (symbol table). */
+export function loadSide(
+  abs: string,
+  rel: string,
+  bytes: Buffer,
+  hash: string,
+  symbolTable: (source: string, format: ModuleFormat, file?: string) => SymbolTable,
+): ModuleSide {
+  const source = bytes.toString('utf8');
+  const format = moduleFormat(abs);
+  const ast = parseSource(source, format, rel);
+  const symbols = symbolTable(source, format, rel);
+  return {
+    file: abs,
+    rel,
+    id: moduleIdentity(abs).id,
+    hash,
+    format,
+    source,
+    ast,
+    lines: new LineIndex(source),
+    symbols,
+    funcs: locate(symbols, ast, rel),
+    top: topLevel(ast),
+  };
+}
