@@ -60,7 +60,7 @@ export async function followTransition(
       '',
       `the patch stays in transition; the kernel keeps retrying and signals the tasks above.`,
       `to reverse it:  livepatch kernel ${patch.enabled ? 'disable' : 'enable'} ${name}   (or rerun with --reverse-on-timeout)`,
-      `to force it:    livepatch kernel force ${name}   (unsafe: its module can never be removed)`,
+      `to force it:    livepatch kernel force ${name}   (unsafe: no consistency; forcing an unpatching or a replace pins modules for good)`,
     );
     return { code: 3, json: { result: 'timeout', ms: r.ms, patch, blocking }, text };
   }

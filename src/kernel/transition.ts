@@ -29,6 +29,10 @@ export interface WaitOptions {
   progress?: (line: string) => void;
 }
 
+function secs(ms: number): string {
+  return ms < 10_000 ? (ms / 1000).toFixed(1) : String(Math.round(ms / 1000));
+}
+
 /** How often to repeat an unchanged progress line: the kernel itself retries about once a second. */
 const PROGRESS_EVERY_MS = 5_000;
 
@@ -61,7 +65,7 @@ export async function waitForTransition(
       const direction = patch.enabled ? 'patching' : 'unpatching';
       opts.progress(
         `'${name}': waiting for the ${direction} transition, ${pending.length} task(s) not yet switched ` +
-          `(${Math.round(ms / 1000)}s of ${Math.round(opts.timeoutMs / 1000)}s)`,
+          `(${secs(ms)}s of ${secs(opts.timeoutMs)}s)`,
       );
       lastCount = pending.length;
       lastLine = ms;

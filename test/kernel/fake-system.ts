@@ -137,8 +137,12 @@ export class FakeSystem {
     const forced = new Set<string>();
     const stuckFiles = () =>
       this.taskStates().filter((f) => stuck.some((pid) => f.includes(`/proc/${pid}/`)));
+    const base = this.path('sys/kernel/livepatch');
+    // What is in the tree now is the kernel's state; a later change to 'enabled' is a write by the command.
+    for (const name of existsSync(base) ? readdirSync(base) : []) {
+      known.set(name, readFileSync(join(base, name, 'enabled'), 'utf8').trim() === '1');
+    }
     const tick = () => {
-      const base = this.path('sys/kernel/livepatch');
       if (!existsSync(base)) return;
       for (const name of readdirSync(base)) {
         const dir = join(base, name);
