@@ -1,0 +1,109 @@
+// Start-up benchmark: an app with a large dependency tree (~500 modules), original vs. everything instrumented with
+// a cold cache and with a warm cache, in interleaved rounds.
+//
+// usage: node bench/startup.mjs [--quick] [--out result.json]
+//
+// Each sample is the wall time of one `node app` process from spawn to exit. `cold` gets a fresh, empty cache
+// directory every time (every module is instrumented from scratch); `warm` reuses one that an earlier run filled.
+// `app-only` is the default set-up (only the app's own files instrumented, warm) and shows the loader's fixed cost.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { pairedRatios, shuffle, summary } from './stats.mjs';
+
+const root = new URL('..', import.meta.url).pathname;
+const register = pathToFileURL(join(root, 'dist/src/loader/register.js')).href;
+const probe = pathToFileURL(join(root, 'test/fixtures/realworld/probe.mjs')).href;
+const app = join(root, 'bench/apps/startup-app.mjs');
+const { values: opts } = parseArgs({
+  options: { quick: { type: 'boolean', default: false }, out: { type: 'string' } },
+});
+const rounds = opts.quick ? 4 : 10;
+const work = mkdtempSync(join(tmpdir(), 'lp-bench-startup-'));
+const warmAll = join(work, 'warm-all');
+const warmApp = join(work, 'warm-app');
+
+function runApp(args, env) {
+  const full = { ...process.env, ...env };
+  delete full.NODE_OPTIONS;
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const proc = spawn(process.execPath, [...args, app], { env: full, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    proc.stdout.setEncoding('utf8').on('data', (d) => (out += d));
+    proc.stderr.setEncoding('utf8').on('data', (d) => (err += d));
+    proc.on('exit', (code) => {
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      if (code !== 0) return reject(new Error(`startup: app exited ${code}:\n${err}`));
+      resolve({ ms, out, err });
+    });
+  });
+}
+
+let coldIndex = 0;
+const variants = {
+  base: () => runApp([], {}),
+  'app-only warm': () => runApp(['--import', register], { LIVEPATCH_CACHE_DIR: warmApp }),
+  'all cold': async () => {
+    const dir = join(work, `cold-${coldIndex++}`);
+    try {
+      return await runApp(['--import', register], { LIVEPATCH_CACHE_DIR: dir, LIVEPATCH_INSTRUMENT: '*' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+  'all warm': () =>
+    runApp(['--import', register], { LIVEPATCH_CACHE_DIR: warmAll, LIVEPATCH_INSTRUMENT: '*' }),
+};
+
+try {
+  // One counting run first (not timed): how many modules the app loads and how many the loader instrumented.
+  const probeOut = join(work, 'probe.jsonl');
+  const counted = await runApp(['--import', register, '--import', probe], {
+    LIVEPATCH_CACHE_DIR: warmAll,
+    LIVEPATCH_INSTRUMENT: '*',
+    LP_REALWORLD_PROBE: probeOut,
+  });
+  const loaded = JSON.parse(counted.out).cjs;
+  const registered = JSON.parse(readFileSync(probeOut, 'utf8').trim().split('\n')[0]).modules;
+  const instrumented = {
+    modules: registered.length,
+    funcs: registered.reduce((n, m) => n + Math.max(0, m.funcs), 0),
+  };
+  if (instrumented.modules < 100)
+    throw new Error(`startup: only ${instrumented.modules} modules were instrumented`);
+  await variants['app-only warm']();
+
+  for (const run of shuffle(Object.values(variants))) await run(); // warm-up (disk cache, page cache), discarded
+  const samples = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (const name of shuffle(Object.keys(variants))) samples[name].push((await variants[name]()).ms);
+  }
+  const ratios = pairedRatios(samples, 'base');
+  const result = {
+    suite: 'startup',
+    node: process.version,
+    rounds,
+    loadedCjsModules: loaded,
+    instrumented,
+    ms: Object.fromEntries(Object.entries(samples).map(([k, xs]) => [k, summary(xs)])),
+    ratio: ratios,
+  };
+  for (const name of Object.keys(variants)) {
+    const r = ratios[name];
+    console.log(
+      `startup node ${process.version} ${name.padEnd(14)} ${result.ms[name].median.toFixed(0).padStart(5)} ms, ` +
+        `ratio ${r.median.toFixed(2)} (${r.min.toFixed(2)}–${r.max.toFixed(2)})`,
+    );
+  }
+  console.log(
+    `startup: ${loaded} CommonJS modules loaded; ${instrumented.modules} modules, ${instrumented.funcs} functions instrumented`,
+  );
+  if (opts.out) writeFileSync(opts.out, JSON.stringify(result, null, 1));
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}

@@ -1,0 +1,177 @@
+// `npm run bench`: runs the benchmark suites in bench/ on Node.js 20, 22 and 24 and prints Markdown tables of the ratios.
+//
+// usage: node scripts/bench.mjs [micro] [http] [startup] [--quick] [--nodes 20,22,24] [--update-doc]
+//
+// Each suite runs in a child process of the Node.js version under test and writes JSON; this script only drives
+// them and formats. Results go to bench/results/<time>.{json,md} (git-ignored); --update-doc also rewrites the
+// results section of BENCHMARKS.md between its markers.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { fmtRatio, mdTable } from '../bench/stats.mjs';
+
+const root = new URL('..', import.meta.url).pathname;
+const { values: opts, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    quick: { type: 'boolean', default: false },
+    nodes: { type: 'string', default: '20,22,24' },
+    'update-doc': { type: 'boolean', default: false },
+  },
+});
+const allSuites = ['micro', 'http', 'startup'];
+const suites = positionals.length > 0 ? positionals : allSuites;
+for (const s of suites) {
+  if (!allSuites.includes(s)) {
+    console.error(`bench: unknown suite '${s}' (one of ${allSuites.join(', ')})`);
+    process.exit(2);
+  }
+}
+const bins = {
+  20: process.execPath,
+  22: join(root, 'node_modules/node22/bin/node'),
+  24: join(root, 'node_modules/node24/bin/node'),
+};
+const nodes = opts.nodes.split(',').map((s) => s.trim());
+for (const n of nodes) {
+  if (!bins[n] || !existsSync(bins[n])) {
+    console.error(`bench: Node.js ${n} is not installed (${bins[n] ?? 'unknown version'}); run npm ci`);
+    process.exit(2);
+  }
+}
+const workloads = ['tiny', 'tiny-cjs', 'medium', 'poly', 'async'];
+const apps = ['http', 'express'];
+const quick = opts.quick ? ['--quick'] : [];
+const tmp = mkdtempSync(join(tmpdir(), 'lp-bench-'));
+
+function runSuite(node, script, args) {
+  const out = join(tmp, `r${Math.random().toString(36).slice(2)}.json`);
+  const r = spawnSync(bins[node], [join(root, 'bench', script), ...args, ...quick, '--out', out], {
+    cwd: root,
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env: { ...process.env, NODE_OPTIONS: '' },
+  });
+  if (r.status !== 0 || !existsSync(out)) {
+    console.error(
+      `bench: ${script} ${args.join(' ')} failed on Node.js ${node} (exit ${r.status ?? r.signal})`,
+    );
+    return undefined;
+  }
+  return JSON.parse(readFileSync(out, 'utf8'));
+}
+
+const started = Date.now();
+const results = { micro: {}, http: {}, startup: {} };
+for (const node of nodes) {
+  console.log(`\n== Node.js ${node} (${bins[node]})`);
+  if (suites.includes('micro')) {
+    results.micro[node] = {};
+    for (const w of workloads) results.micro[node][w] = runSuite(node, 'micro.mjs', ['--workload', w]);
+  }
+  if (suites.includes('http')) {
+    results.http[node] = {};
+    for (const a of apps) results.http[node][a] = runSuite(node, 'http.mjs', ['--app', a, '--patched']);
+  }
+  if (suites.includes('startup')) results.startup[node] = runSuite(node, 'startup.mjs', []);
+}
+rmSync(tmp, { recursive: true, force: true });
+
+const versions = Object.fromEntries(
+  nodes.map((n) => [n, spawnSync(bins[n], ['--version'], { encoding: 'utf8' }).stdout.trim()]),
+);
+const md = [];
+const date = new Date().toISOString().slice(0, 16).replace('T', ' ');
+md.push(
+  `Run: ${date} UTC, ${cpus().length} × ${cpus()[0]?.model.trim()}, Node.js ${Object.values(versions).join(', ')}` +
+    `${opts.quick ? ', --quick' : ''}; ${((Date.now() - started) / 60000).toFixed(1)} min. ` +
+    'Cells: median (min–max) over interleaved rounds.',
+);
+const cell = (x, f) => (x === undefined ? 'failed' : f(x));
+
+if (suites.includes('micro')) {
+  md.push('\n### Unpatched prologue (instrumented / original, same round)\n');
+  const header = ['workload', ...nodes.flatMap((n) => [`Node ${n}: ratio`, `ns/call`])];
+  const rows = workloads.map((w) => [
+    w,
+    ...nodes.flatMap((n) => {
+      const r = results.micro[n]?.[w];
+      return [cell(r, (x) => `**${fmtRatio(x.ratio, 3)}**`), cell(r, (x) => x.ns.base.median.toFixed(2))];
+    }),
+  ]);
+  md.push(mdTable(header, rows));
+}
+if (suites.includes('http')) {
+  md.push('\n### HTTP throughput (req/s, ratio to `base` in the same round)\n');
+  const header = ['app', 'variant', ...nodes.flatMap((n) => [`Node ${n}: req/s`, 'ratio'])];
+  const rows = [];
+  for (const a of apps) {
+    const names = new Set(nodes.flatMap((n) => Object.keys(results.http[n]?.[a]?.rps ?? {})));
+    for (const v of names) {
+      rows.push([
+        a,
+        v,
+        ...nodes.flatMap((n) => {
+          const r = results.http[n]?.[a];
+          return [
+            cell(r?.rps[v], (x) => x.median.toFixed(0)),
+            cell(r?.ratio[v], (x) => `**${fmtRatio(x, 3)}**`),
+          ];
+        }),
+      ]);
+    }
+  }
+  md.push(mdTable(header, rows));
+}
+if (suites.includes('startup')) {
+  const any = Object.values(results.startup).find(Boolean);
+  md.push(
+    '\n### Start-up (wall time of one process, ratio to `base` in the same round)\n\n' +
+      (any
+        ? `${any.loadedCjsModules} CommonJS modules loaded; with \`LIVEPATCH_INSTRUMENT='*'\`, ` +
+          `${any.instrumented.modules} modules and ${any.instrumented.funcs} functions instrumented (Node ${any.node}).\n`
+        : ''),
+  );
+  const names = Object.keys(any?.ms ?? {});
+  const header = ['variant', ...nodes.flatMap((n) => [`Node ${n}: ms`, 'ratio'])];
+  const rows = names.map((v) => [
+    v,
+    ...nodes.flatMap((n) => {
+      const r = results.startup[n];
+      return [cell(r?.ms[v], (x) => fmtRatio(x, 0)), cell(r?.ratio[v], (x) => `**${fmtRatio(x, 2)}**`)];
+    }),
+  ]);
+  md.push(mdTable(header, rows));
+}
+const text = md.join('\n') + '\n';
+console.log('\n' + text);
+
+const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+mkdirSync(join(root, 'bench/results'), { recursive: true });
+writeFileSync(
+  join(root, `bench/results/${stamp}.json`),
+  JSON.stringify({ versions, opts, results }, null, 1),
+);
+writeFileSync(join(root, `bench/results/${stamp}.md`), text);
+console.log(`bench: results in bench/results/${stamp}.{json,md}`);
+if (opts['update-doc']) {
+  const doc = join(root, 'BENCHMARKS.md');
+  const old = readFileSync(doc, 'utf8');
+  const start = '<!-- bench:results:start -->';
+  const end = '<!-- bench:results:end -->';
+  const a = old.indexOf(start);
+  const b = old.indexOf(end);
+  if (a < 0 || b < a) {
+    console.error(`bench: BENCHMARKS.md has no ${start} … ${end} section to update`);
+    process.exit(1);
+  }
+  writeFileSync(doc, old.slice(0, a + start.length) + '\n' + text + old.slice(b));
+  console.log('bench: BENCHMARKS.md updated');
+}
+const failed = Object.values(results).some((byNode) =>
+  Object.values(byNode).some(
+    (r) => r === undefined || (typeof r === 'object' && Object.values(r).includes(undefined)),
+  ),
+);
+process.exit(failed ? 1 : 0);
