@@ -7,6 +7,7 @@ import { LivepatchError } from '../errors.js';
 import { signSource } from '../control/trust.js';
 import { compareModule, type Change, type Refusal } from './compare.js';
 import { emitPatch, type EmitObject, type Manifest } from './emit.js';
+import { reachableFiles } from './entries.js';
 import { prepareTrees } from './inputs.js';
 import { planModule } from './plan.js';
 import { loadSymbolTable } from './symbols.js';
@@ -30,6 +31,8 @@ export interface BuildOptions {
   /** PEM Ed25519 private key file: writes `<output>.sig` beside the patch. */
   sign?: string;
   includeTests?: boolean;
+  /** For --from/--to: compare every file, not only those reachable from the package's entry points. */
+  allFiles?: boolean;
   exclude?: string[];
   /** Where npm tarballs are kept; default $LIVEPATCH_BUILD_CACHE or ~/.cache/livepatch/npm. */
   cacheDir?: string;
@@ -132,6 +135,20 @@ export async function buildPatch(o: BuildOptions): Promise<BuildResult> {
     const treeOpts = { includeTests: o.includeTests === true, exclude: o.exclude ?? [] };
     const oldList = listModules(trees.oldDir, treeOpts);
     const newList = listModules(trees.newDir, treeOpts);
+    if (trees.source.kind === 'npm' && o.allFiles !== true) {
+      // A published package: only what Node can load from its entry points can be running.
+      const ro = reachableFiles(trees.oldDir, oldList.files);
+      const rn = reachableFiles(trees.newDir, newList.files);
+      if (ro !== null && rn !== null) {
+        const keep = new Set([...ro, ...rn]);
+        for (const list of [oldList, newList])
+          for (const rel of [...list.files.keys()])
+            if (!keep.has(rel)) {
+              list.files.delete(rel);
+              list.skipped.push(rel);
+            }
+      }
+    }
     const modules: ModuleReport[] = [];
     const refusals: Refusal[] = [];
     const objects: EmitObject[] = [];
@@ -181,8 +198,12 @@ export async function buildPatch(o: BuildOptions): Promise<BuildResult> {
           })),
         notes: [...d.notes, ...plan.notes],
       };
-      for (const s of plan.shared)
-        report.funcs.push({ name: s.name, sympos: 1, change: s.kind, line: newSide.lines.line(s.start) });
+      for (const s of plan.shared) {
+        const isNew = report.funcs.find((f) => f.change === 'new' && f.name === s.name);
+        if (isNew) isNew.change = s.kind;
+        else
+          report.funcs.push({ name: s.name, sympos: 1, change: s.kind, line: newSide.lines.line(s.start) });
+      }
       if (report.funcs.length === 0 && d.refusals.length === 0) report.status = 'no code change';
       modules.push(report);
       refusals.push(...d.refusals, ...plan.refusals);

@@ -14,7 +14,7 @@ export interface BuildIo {
 
 export const BUILD_USAGE = `usage: livepatch build (--old DIR --new DIR | --source DIR --diff FIX.patch | --from PKG@V1 --to PKG@V2)
                        [--build "CMD"] [--name N] [--description TEXT] [--fixes ID,...] [--sign KEY.pem]
-                       [-o FILE] [--dry-run] [--json] [--include-tests] [--exclude GLOB]... [--cache DIR]`;
+                       [-o FILE] [--dry-run] [--json] [--include-tests] [--all-files] [--exclude GLOB]... [--cache DIR]`;
 
 const VALUE_FLAGS: Record<string, keyof BuildOptions> = {
   '--old': 'old',
@@ -60,6 +60,7 @@ export function parseBuildArgs(argv: string[]): { options: BuildOptions; json: b
     else if (flag === '--exclude') options.exclude = [...(options.exclude ?? []), value()];
     else if (flag === '--dry-run') options.dryRun = true;
     else if (flag === '--include-tests') options.includeTests = true;
+    else if (flag === '--all-files') options.allFiles = true;
     else if (flag === '--json') json = true;
     else throw new LivepatchError('EINVAL', `unknown option '${arg}'`);
   }
@@ -89,7 +90,9 @@ export function formatResult(r: BuildResult, dryRun: boolean): string {
     for (const n of m.notes) lines.push(`  note: ${n}`);
   }
   if (r.skipped.length > 0)
-    lines.push(`skipped (not loaded by a service; --include-tests to compare): ${r.skipped.join(', ')}`);
+    lines.push(
+      `skipped (not loaded by a service; --include-tests, --all-files to compare): ${r.skipped.join(', ')}`,
+    );
   for (const x of r.refusals) lines.push(`refused: ${x.where}: ${x.construct}; ${x.remedy}`);
   if (r.refusals.length > 0)
     lines.push(

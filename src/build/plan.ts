@@ -188,6 +188,9 @@ class Planner {
     const scopeAt: number[] = [];
     let usesScope = false;
     let ok = true;
+    const uncaptured = new Set<string>();
+    let firstUncaptured: N | null = null;
+    const refused = new Set<string>();
     const moduleScope = this.d.scopes.module;
     for (const [id, scope] of this.refsIn(start, end)) {
       const name = id.name as string;
@@ -207,7 +210,9 @@ class Planner {
         if (b && b.init === s.node) s = moduleScope;
       }
       if (s === moduleScope) {
+        if (refused.has(name)) continue;
         target = this.moduleRef(who, id, name);
+        if (target === null) refused.add(name);
         if (target === null) {
           ok = false;
           continue;
@@ -230,11 +235,8 @@ class Planner {
           continue;
         }
         if (!enclosing.includes(running)) {
-          this.refuse(
-            id,
-            `patched '${who}' reads '${name}' of its enclosing function, which the running code does not capture`,
-            'the running closure has no access to it: patch the enclosing function instead (closures it already made keep the old code), or pass the value in',
-          );
+          if (uncaptured.size === 0) firstUncaptured = id;
+          uncaptured.add(name);
           ok = false;
           continue;
         }
@@ -248,6 +250,14 @@ class Planner {
           ? `(0, ${target})`
           : target;
       edits.push({ start: id.start, end: id.end, text });
+    }
+    if (firstUncaptured !== null) {
+      const names = [...uncaptured].map((n) => `'${n}'`).join(', ');
+      this.refuse(
+        firstUncaptured,
+        `patched '${who}' reads ${names} of its enclosing function, which the running code does not capture`,
+        'the running closure has no access to them: patch the enclosing function instead (closures it already made keep the old code), or pass the values in',
+      );
     }
     return ok ? { edits, usesScope, needs, kept, scopeAt } : null;
   }
