@@ -127,10 +127,58 @@ export async function symbols(o: Options, io: Io, filter: string | undefined): P
   });
 }
 
+interface PatchInfoView {
+  name: string;
+  enabled: boolean;
+  transition: boolean;
+  replace?: boolean;
+  forced?: boolean;
+  stack_order?: number;
+  loadedAt?: number;
+  states?: { id: number; version: number }[];
+  objects?: {
+    name: string;
+    hash: string | null;
+    loaded?: boolean;
+    patched?: boolean;
+    instances?: { file: string; hash: string }[];
+    callbacks?: string[];
+    funcs?: { name: string; sympos?: number; form?: string }[];
+  }[];
+  origin: (PatchOrigin & { fixes?: string[] }) | null;
+}
+
+/** `kpatch info`, with what kpatch cannot say: where the patch came from, who signed it, what it fixes. */
+export function renderInfo(i: PatchInfoView, pid: number): string {
+  const o = i.origin;
+  const lines = [
+    `Patch information for '${i.name}' (pid ${pid}):`,
+    `  state: ${patchState(i)}${i.stack_order !== undefined ? `, stack_order ${i.stack_order}` : ''}, replace: ${i.replace ? 'yes' : 'no'}${i.forced ? ', forced' : ''}`,
+  ];
+  if (i.loadedAt !== undefined)
+    lines.push(`  loaded: ${new Date(i.loadedAt).toISOString()} (${since(i.loadedAt)} ago)`);
+  if (o !== null)
+    lines.push(
+      `  source: ${o.file} sha256:${o.sha256} (${o.from === 'install' ? 'installed patch' : 'sent over the control socket'})`,
+      `  signed by: ${o.signedBy ?? 'not verified (process not in enforcing mode)'}`,
+      ...(o.fixes && o.fixes.length > 0 ? [`  fixes: ${o.fixes.join(', ')}`] : []),
+    );
+  lines.push(`  states: ${(i.states ?? []).map((s) => `${s.id}@${s.version}`).join(', ') || 'none'}`);
+  for (const ob of i.objects ?? []) {
+    const where = ob.loaded === false ? 'not loaded yet' : ob.patched ? 'patched' : 'loaded, not patched';
+    lines.push(`  object ${ob.name} (${where}), target hash: ${ob.hash ?? 'any (not pinned)'}`);
+    for (const inst of ob.instances ?? []) lines.push(`    instance ${inst.file} sha256:${inst.hash}`);
+    if (ob.callbacks && ob.callbacks.length > 0) lines.push(`    callbacks: ${ob.callbacks.join(', ')}`);
+    for (const f of ob.funcs ?? [])
+      lines.push(`    ${f.name},${f.sympos && f.sympos > 0 ? f.sympos : 1}${f.form ? `  ${f.form}` : ''}`);
+  }
+  return lines.join('\n');
+}
+
 export async function info(o: Options, io: Io, name: string): Promise<number> {
-  return eachTarget(o, io, true, async (c, _t, label) => {
-    const i = (await c.request('info', { name })) as Record<string, unknown>;
-    if (!o.json) io.out(`${label}Patch information for '${name}':\n${renderValue(i, '  ')}`);
+  return eachTarget(o, io, true, async (c, t, label) => {
+    const i = (await c.request('info', { name })) as PatchInfoView;
+    if (!o.json) io.out(label + renderInfo(i, t.pid));
     return { code: EXIT.ok, json: i };
   });
 }

@@ -18,6 +18,8 @@ export class ControlClient {
   readonly hello: HelloAnswer;
   readonly #socket: Socket;
   readonly #pending = new Map<number, Pending>();
+  /** Event listeners of requests that stream (`follow`): they outlive the request's answer. */
+  readonly #listeners = new Map<number, (e: unknown) => void>();
   #next = 1;
   #closed: LivepatchError | null = null;
 
@@ -104,6 +106,7 @@ export class ControlClient {
     const id = this.#next++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject, onEvent });
+      if (onEvent !== undefined) this.#listeners.set(id, onEvent);
       this.#socket.write(encodeFrame({ id, command, ...(args ? { args } : {}) }));
     });
   }
@@ -126,6 +129,10 @@ export class ControlClient {
 
   #receive(value: unknown): void {
     const m = value as { id?: unknown; ok?: boolean; result?: unknown; error?: ErrorBody; event?: unknown };
+    if ('event' in m && m.ok === undefined) {
+      if (typeof m.id === 'number') this.#listeners.get(m.id)?.(m.event);
+      return;
+    }
     const p = typeof m.id === 'number' ? this.#pending.get(m.id) : undefined;
     if (p === undefined) {
       // An answer to no request of ours (id null): the server refused something; fail the oldest.
@@ -136,10 +143,6 @@ export class ControlClient {
           first[1].reject(errorFromBody(m.error));
         }
       }
-      return;
-    }
-    if ('event' in m && m.ok === undefined) {
-      p.onEvent?.(m.event);
       return;
     }
     if (typeof m.id === 'number') this.#pending.delete(m.id);
