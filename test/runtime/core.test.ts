@@ -391,3 +391,45 @@ test('task(): a nested task inherits the universe of its parent', async () => {
   assert.equal(m.fns.f!(), 'old');
   cleanup();
 });
+
+test('node:http2 requests are tasks too', async () => {
+  const { createServer, connect } = await import('node:http2');
+  const m = defineModule('h2/a.js', { f: () => 'old' });
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const server = createServer(async (req, res) => {
+    const first = m.fns.f!();
+    if (req.url === '/slow') await gate;
+    res.end(`${first},${m.fns.f!()}`);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const client = connect(`http://127.0.0.1:${(server.address() as { port: number }).port}`);
+  const get = (path: string) =>
+    new Promise<string>((resolve, reject) => {
+      const s = client.request({ ':path': path });
+      let body = '';
+      s.setEncoding('utf8').on('data', (d: string) => (body += d));
+      s.on('end', () => resolve(body));
+      s.on('error', reject);
+    });
+  try {
+    const slow = get('/slow');
+    await new Promise((r) => setTimeout(r, 50));
+    rt.loadPatch({
+      name: 'h2',
+      objects: [{ module: 'h2/a.js', funcs: [{ name: 'f', replacement: () => 'new' }] }],
+    });
+    assert.deepEqual(
+      rt.transition()!.tasks.map((t) => [t.kind, t.label]),
+      [['http', 'GET /slow']],
+    );
+    assert.equal(await get('/fast'), 'new,new');
+    release();
+    assert.equal(await slow, 'old,old');
+    assert.equal(await rt.waitForTransition(1000), true);
+  } finally {
+    client.close();
+    server.close();
+    cleanup();
+  }
+});
