@@ -3,7 +3,7 @@
 import Module from 'node:module';
 import { isAbsolute } from 'node:path';
 import type { TransformContext } from './transform.js';
-import { transformModule } from './transform.js';
+import { noteSkipped, transformModule, TS_STRIPPED } from './transform.js';
 
 type Compile = (
   this: unknown,
@@ -36,6 +36,8 @@ export function installCompileHook(ctx: TransformContext, esm: boolean): () => v
       isAbsolute(filename)
     ) {
       content = transformModule(ctx, filename, content, kind);
+    } else if (typeof format === 'string' && format.endsWith('-typescript') && typeof filename === 'string') {
+      noteSkipped(ctx, filename, TS_STRIPPED);
     }
     return Reflect.apply(
       original,

@@ -3,7 +3,7 @@ import * as nodeModule from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { LoaderConfig } from './config.js';
 import { isPatchUrl, resolveSelf } from './patch-modules.js';
-import { transformModule, type TransformContext } from './transform.js';
+import { noteSkipped, transformModule, TS_STRIPPED, type TransformContext } from './transform.js';
 
 interface ResolveResult {
   url: string;
@@ -59,6 +59,9 @@ export function installSyncHooks(ctx: TransformContext, config: LoaderConfig): (
     },
     load(url, context, next) {
       const result = next(url, context);
+      if (result.format === 'module-typescript' && url.startsWith('file:') && !isPatchUrl(url)) {
+        noteSkipped(ctx, fileURLToPath(url), TS_STRIPPED);
+      }
       if (
         result.format !== 'module' ||
         result.source == null ||

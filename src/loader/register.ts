@@ -2,7 +2,7 @@
 // all before the app's first line runs. It never stops the app: a failure is one warning and the app runs as is.
 import { ABI_VERSION, REGISTRY_KEY, type Registry } from '../runtime/abi.js';
 import { installLoader } from './install.js';
-import { warn } from './log.js';
+import { debug, warn } from './log.js';
 
 const LOADER_KEY = Symbol.for('livepatch.loader');
 
@@ -26,6 +26,7 @@ async function main(): Promise<void> {
   if (g[LOADER_KEY] !== undefined) return; // imported twice (NODE_OPTIONS and the command line): hooks once
   g[LOADER_KEY] = true;
 
+  const t0 = performance.now();
   let registry: Registry;
   try {
     registry = await runtimeRegistry();
@@ -38,18 +39,23 @@ async function main(): Promise<void> {
     warn(`cannot start the runtime (${reason(e)}); running uninstrumented`);
     return;
   }
+  const t1 = performance.now();
   try {
     await installLoader(registry, env);
   } catch (e) {
     warn(`cannot install the loader (${reason(e)}); running uninstrumented`);
     return;
   }
+  const t2 = performance.now();
   try {
     const { startControl } = await import('../control/index.js');
     await startControl();
   } catch (e) {
     warn(`cannot start the control server (${reason(e)}); patches cannot be loaded into this process`);
   }
+  const ms = (a: number, b: number) => (b - a).toFixed(1);
+  const t3 = performance.now();
+  debug(`started in ${ms(t0, t3)} ms (runtime ${ms(t0, t1)}, hooks ${ms(t1, t2)}, control ${ms(t2, t3)})`);
 }
 
 await main().catch((e: unknown) => warn(`loader failed (${reason(e)}); running uninstrumented`));

@@ -45,6 +45,20 @@ function instrumentFresh(
   return withInlineMap(code, map);
 }
 
+/** Why a module run through Node's own type stripping is not instrumented. */
+export const TS_STRIPPED =
+  "TypeScript run by Node's own type stripping is not instrumented; run it through tsx ('--import tsx' first)";
+
+/**
+ * Tells the runtime that the module at `file` was left alone and why (e.g. TypeScript run by Node's own type
+ * stripping, which the instrumenter cannot parse). Never throws.
+ */
+export function noteSkipped(ctx: TransformContext, file: string, reason: string): void {
+  try {
+    ctx.note({ id: moduleIdentity(file).id, hash: '', file, status: 'skipped', reason });
+  } catch {}
+}
+
 /**
  * Returns the code to run for the module at absolute path `file`, given the `source` Node (or a transpiler
  * before us) produced for it: instrumented when the filters allow it, else `source` unchanged. Never throws: a
@@ -64,7 +78,7 @@ export function transformModule(
     id = identity.id;
     const decision = decide(file, identity, ctx.config);
     if (!decision.instrument) {
-      if (decision.note) ctx.note({ id, hash, file, status: 'skipped', reason: decision.reason });
+      if (decision.note) noteSkipped(ctx, file, decision.reason);
       return source;
     }
     hash = contentHash(readFileSync(file));
@@ -81,7 +95,11 @@ export function transformModule(
     return code;
   } catch (e) {
     const reason = e instanceof Error ? e.message : String(e);
-    warn(`failed to instrument module '${id}': ${reason}; loading it uninstrumented`);
+    // TypeScript reaching the instrumenter means the transpiler's hooks ran after ours: say how to fix it.
+    const hint = /\.[cm]?tsx?$/.test(file)
+      ? " (put '--import tsx' before '--import livepatch/register')"
+      : '';
+    warn(`failed to instrument module '${id}': ${reason}${hint}; loading it uninstrumented`);
     try {
       ctx.note({ id, hash, file, status: 'failed', reason });
     } catch {}

@@ -53,3 +53,30 @@ for (const type of ['module', 'commonjs']) {
     assert.match(r.out, /^at\s+at total \(.*\/src\/lib\.ts:6:\d+\)$/m, r.out);
   });
 }
+
+const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+const stripsTypes = major > 22 || (major === 22 && minor >= 18);
+test(
+  "TypeScript run by Node's own type stripping is left alone and noted",
+  { skip: !stripsTypes },
+  async (t) => {
+    const p = tmpProject({
+      'package.json': JSON.stringify({ name: 'native', type: 'module' }),
+      'lib.ts': `export function inc(n: number): number {\n  return n + 1;\n}\n`,
+      'main.ts': `import { inc } from './lib.ts';\nconsole.log('inc', inc(1));\n${REPORT}`,
+    });
+    t.after(p.cleanup);
+    const r = await runApp(p.dir, ['main.ts']);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /^inc 2$/m);
+    assert.deepEqual(r.warnings, []);
+    assert.deepEqual(r.lp?.modules, []);
+    assert.deepEqual(
+      r.lp?.notes.map(([id, status, reason]) => [id, status, /type stripping/.test(reason)]),
+      [
+        ['native/main.ts', 'skipped', true],
+        ['native/lib.ts', 'skipped', true],
+      ],
+    );
+  },
+);
