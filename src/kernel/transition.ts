@@ -63,9 +63,12 @@ export async function waitForTransition(
       (pending.length !== lastCount || ms - lastLine >= PROGRESS_EVERY_MS)
     ) {
       const direction = patch.enabled ? 'patching' : 'unpatching';
+      // Idle tasks (swapper/N) are not in /proc, and the kernel retries about once a second: a transition can
+      // be open with no listed task.
+      const who =
+        pending.length > 0 ? `${pending.length} task(s) not yet switched` : 'no task in /proc pending yet';
       opts.progress(
-        `'${name}': waiting for the ${direction} transition, ${pending.length} task(s) not yet switched ` +
-          `(${secs(ms)}s of ${secs(opts.timeoutMs)}s)`,
+        `'${name}': waiting for the ${direction} transition, ${who} (${secs(ms)}s of ${secs(opts.timeoutMs)}s)`,
       );
       lastCount = pending.length;
       lastLine = ms;
