@@ -134,6 +134,8 @@ export interface SuiteResult {
   /** Modules and functions the loader registered, summed over every process of the run. */
   modules: number;
   funcs: number;
+  /** Ids of the registered modules, without repeats. */
+  ids: string[];
   /** Processes that had a registry (every Node process of an instrumented run should). */
   processes: number;
   registryProcesses: number;
@@ -198,6 +200,7 @@ export async function runSuite(
       failures,
       modules: lines.reduce((n, l) => n + l.modules.length, 0),
       funcs: lines.reduce((n, l) => n + l.modules.reduce((m, x) => m + Math.max(0, x.funcs), 0), 0),
+      ids: [...new Set(lines.flatMap((l) => l.modules.map((m) => m.id)))].sort(),
       processes: lines.length,
       registryProcesses: lines.filter((l) => l.registry).length,
       ms,

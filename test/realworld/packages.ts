@@ -17,6 +17,13 @@ export interface RealPackage {
   testDeps: string[];
   /** What the package's own script is, for docs/realworld.md. */
   script: string;
+  /** Run by `npm test` (false: only with LIVEPATCH_REALWORLD_ALL=1, for suites too slow for the CI budget). */
+  ci: boolean;
+  /**
+   * One function patched through the runtime: `module` and `func` name it as the symbol table does, `call` is a JS
+   * expression over `pkg` (the package's main export) that reaches it.
+   */
+  patch: { module: string; func: string; call: string };
 }
 
 export const packages: RealPackage[] = [
@@ -41,6 +48,8 @@ export const packages: RealPackage[] = [
       'safer-buffer',
     ],
     script: "tape 'test/**/*.js'",
+    ci: true,
+    patch: { module: 'qs/lib/parse.js', func: 'parseValues', call: "pkg.parse('a=b&c[d]=e')" },
   },
   {
     name: 'minimist',
@@ -50,6 +59,8 @@ export const packages: RealPackage[] = [
     testSuffix: '.js',
     testDeps: ['tape'],
     script: "tape 'test/**/*.js'",
+    ci: true,
+    patch: { module: 'minimist/index.js', func: 'isNumber', call: "pkg(['--n', '5', '-x'])" },
   },
   {
     name: 'fast-uri',
@@ -59,6 +70,8 @@ export const packages: RealPackage[] = [
     testSuffix: '.test.js',
     testDeps: ['tape', 'ajv'],
     script: "tape 'test/**/*.js'",
+    ci: true,
+    patch: { module: 'fast-uri/index.js', func: 'resolve', call: "pkg.resolve('http://a/b/c', '../d')" },
   },
   {
     name: 'secure-json-parse',
@@ -68,6 +81,8 @@ export const packages: RealPackage[] = [
     testSuffix: '.test.js',
     testDeps: ['tape'],
     script: 'tape "test/*.test.js"',
+    ci: true,
+    patch: { module: 'secure-json-parse/index.js', func: '_parse', call: 'pkg.parse(\'{"a":1}\')' },
   },
   {
     name: '@fastify/proxy-addr',
@@ -77,6 +92,12 @@ export const packages: RealPackage[] = [
     testSuffix: '.test.js',
     testDeps: [],
     script: 'node --test',
+    ci: true,
+    patch: {
+      module: '@fastify/proxy-addr/index.js',
+      func: 'compile',
+      call: "typeof pkg.compile('loopback')",
+    },
   },
   {
     name: 'find-my-way',
@@ -86,6 +107,12 @@ export const packages: RealPackage[] = [
     testSuffix: '.test.js',
     testDeps: ['rfdc', 'proxyquire'],
     script: 'borp (node:test over test/**/*.test.js)',
+    ci: false,
+    patch: {
+      module: 'find-my-way/index.js',
+      func: 'Router.prototype.find',
+      call: "pkg().find('GET', '/') === null",
+    },
   },
   {
     name: '@pinojs/redact',
@@ -95,5 +122,11 @@ export const packages: RealPackage[] = [
     testSuffix: '.test.js',
     testDeps: ['fast-redact'],
     script: 'node --test',
+    ci: true,
+    patch: {
+      module: '@pinojs/redact/index.js',
+      func: 'parsePath',
+      call: "pkg({ paths: ['a.b'] })({ a: { b: 1 } })",
+    },
   },
 ];
