@@ -194,7 +194,9 @@ export async function force(o: Options, io: Io, name: string): Promise<number> {
     if (!o.json)
       io.out(
         `${label}forced the transition of '${name}' in pid ${t.pid} to complete` +
-          (n > 0 ? `; ${n} task${n === 1 ? '' : 's'} that started in the old universe now run new code` : ''),
+          (n > 0
+            ? `: ${n} task${n === 1 ? ' that had not switched was' : 's that had not switched were'} marked switched (it may mix old and new code until it ends)`
+            : ''),
       );
     return { code: EXIT.ok, json: { name, forced: true, tasks: n } };
   });
