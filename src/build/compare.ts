@@ -355,22 +355,22 @@ function compareClass(d: ModuleDiff, name: string, ob: Binding, nb: Binding): vo
 }
 
 function compareExports(d: ModuleDiff): void {
-  for (const e of d.new.top.exports)
+  for (const [e, node] of d.new.top.exports)
     if (!d.old.top.exports.has(e))
       d.refusals.push(
         refusal(
           d.new,
-          1,
+          node,
           `changed exports: new export '${e}'`,
           'importers of the running module already linked its exports; keep the export list and put new code behind existing exports',
         ),
       );
-  for (const e of d.old.top.exports)
+  for (const [e, node] of d.old.top.exports)
     if (!d.new.top.exports.has(e))
       d.refusals.push(
         refusal(
-          d.new,
-          1,
+          d.old,
+          node,
           `changed exports: removed export '${e}'`,
           'keep the export (it may forward to new code)',
         ),

@@ -28,13 +28,13 @@ export interface TopLevel {
   bindings: Map<string, Binding>;
   /** Statements that are not declarations: side effects, CommonJS exports, `export { … }` lists. */
   others: { canon: string; node: N; exports: boolean }[];
-  /** ESM: exported names (`default` for the default export, `*:<source>` for re-exports). */
-  exports: Set<string>;
+  /** ESM: exported names (`default` for the default export, `*<source` for re-exports) → the export statement. */
+  exports: Map<string, N>;
   imports: { canon: string; node: N; source: string }[];
 }
 
 export function topLevel(program: N): TopLevel {
-  const t: TopLevel = { bindings: new Map(), others: [], exports: new Set(), imports: [] };
+  const t: TopLevel = { bindings: new Map(), others: [], exports: new Map(), imports: [] };
   for (const st of program.body as N[]) statement(st, st, t, false);
   return t;
 }
@@ -60,7 +60,7 @@ function statement(st: N, outer: N, t: TopLevel, exported: boolean): void {
         group: false,
         exported,
       });
-      if (exported) t.exports.add(st.id.name);
+      if (exported) t.exports.set(st.id.name, outer);
       return;
     }
     case 'VariableDeclaration':
@@ -82,7 +82,7 @@ function statement(st: N, outer: N, t: TopLevel, exported: boolean): void {
             group: d.id.type !== 'Identifier',
             exported,
           });
-          if (exported) t.exports.add(id.name);
+          if (exported) t.exports.set(id.name, outer);
         }
       }
       return;
@@ -108,15 +108,16 @@ function statement(st: N, outer: N, t: TopLevel, exported: boolean): void {
         return;
       }
       for (const sp of st.specifiers as N[])
-        t.exports.add(
+        t.exports.set(
           st.source
             ? `${String(sp.exported.name ?? sp.exported.value)}<${String(st.source.value)}`
             : String(sp.exported.name ?? sp.exported.value),
+          st,
         );
       t.others.push({ canon: canonical(st, false), node: st, exports: true });
       return;
     case 'ExportDefaultDeclaration': {
-      t.exports.add('default');
+      t.exports.set('default', st);
       const d = st.declaration as N;
       if ((d.type === 'FunctionDeclaration' || d.type === 'ClassDeclaration') && d.id)
         statement(d, st, t, false);
@@ -124,7 +125,10 @@ function statement(st: N, outer: N, t: TopLevel, exported: boolean): void {
       return;
     }
     case 'ExportAllDeclaration':
-      t.exports.add(`*<${String(st.source.value)}${st.exported ? ` as ${String(st.exported.name)}` : ''}`);
+      t.exports.set(
+        `*<${String(st.source.value)}${st.exported ? ` as ${String(st.exported.name)}` : ''}`,
+        st,
+      );
       t.others.push({ canon: canonical(st, false), node: st, exports: true });
       return;
     case 'EmptyStatement':

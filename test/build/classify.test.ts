@@ -1,0 +1,167 @@
+// Fixture pairs for every kind of change the builder knows: each asserts the classification or the exact refusal.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { buildPatch, type BuildResult } from '../../src/build/index.js';
+import { fixture } from '../helpers.js';
+
+async function dryRun(name: string): Promise<BuildResult> {
+  return buildPatch({
+    old: fixture('build/cases', name, 'old'),
+    new: fixture('build/cases', name, 'new'),
+    name: 'fixture',
+    dryRun: true,
+  });
+}
+
+/** `change name` lines of every changed module, in order. */
+function changes(r: BuildResult): string[] {
+  return r.modules.flatMap((m) =>
+    m.funcs.map((f) => `${f.change} ${f.name}${f.newName ? ` -> ${f.newName}` : ''}`),
+  );
+}
+
+function refusals(r: BuildResult): string[] {
+  return r.refusals.map((x) => `${x.where}: ${x.construct}`);
+}
+
+const accepted: { name: string; changes: string[]; patch: RegExp[] }[] = [
+  {
+    name: 'changed',
+    changes: ['changed greet'],
+    patch: [/return function greet\(name\) \{\n {2}return 'hello, ' \+ name;/],
+  },
+  {
+    name: 'nested',
+    changes: ['changed module.exports>next'],
+    // The enclosing function's variables go through ctx.scope(), read once at entry, written through.
+    patch: [
+      /const __lp\$s = __lp\$ctx\.scope\(\);/,
+      /__lp\$s\.count \+= 1;/,
+      /return __lp\$s\.prefix \+ '#' \+ __lp\$s\.count/,
+    ],
+  },
+  {
+    name: 'helper',
+    changes: ['changed check', 'helper isBad', 'constant BAD'],
+    patch: [
+      /function isBad\(key\) \{\n {2}return BAD\.has\(key\);/,
+      /const BAD = new Set/,
+      /const \{ isBad \} = __lp\$shared0/,
+    ],
+  },
+  {
+    name: 'moved-constant',
+    // 'explain' did not change but reads the changed constant: it is patched too, or it would keep the old value.
+    changes: ['changed valid', 'changed explain', 'constant NAME'],
+    patch: [/const NAME = \/\^\[a-z\]\[a-z0-9-\]\*\$\/;/, /const \{ NAME \} = __lp\$shared0/],
+  },
+  {
+    name: 'renamed',
+    // Same body under a new name: nothing to patch; the caller reaches it under its running name.
+    changes: ['renamed sum -> add', 'changed total'],
+    patch: [/xs\.reduce\(__lp\$b\.sum, 0\)/],
+  },
+  {
+    name: 'removed',
+    changes: ['changed a', 'removed helper'],
+    patch: [/return function a\(\) \{ return 2; \}/],
+  },
+];
+
+for (const c of accepted)
+  test(`build: '${c.name}' is classified and patched`, async () => {
+    const r = await dryRun(c.name);
+    assert.deepEqual(refusals(r), []);
+    assert.deepEqual(changes(r), c.changes);
+    assert.equal(r.ok, true);
+    for (const re of c.patch) assert.match(r.patch ?? '', re);
+  });
+
+test("build: 'whitespace' — formatting and comments are not changes", async () => {
+  const r = await dryRun('whitespace');
+  assert.equal(r.ok, false);
+  assert.deepEqual(r.refusals, []);
+  assert.equal(r.message, 'no functional changes found');
+  assert.equal(r.modules[0]?.status, 'no code change');
+});
+
+const refused: { name: string; refusals: string[]; remedy: RegExp }[] = [
+  {
+    name: 'esm-exports',
+    refusals: ["lib.mjs:4: changed exports: new export 'shout'"],
+    remedy: /keep the export list/,
+  },
+  {
+    name: 'cjs-exports',
+    refusals: ["lib.js:2: changed exports 'module.exports = { greet, version: 2 };'"],
+    remedy: /change the functions behind them/,
+  },
+  {
+    name: 'side-effect',
+    refusals: ["lib.js:2: new top-level statement 'cache.set('boot', Date.now());'"],
+    remedy: /postPatch callback/,
+  },
+  {
+    name: 'changed-let',
+    refusals: ["lib.js:1: changed initial value of module-level 'let limit'"],
+    remedy: /ctx\.bindings\.limit = …/,
+  },
+  {
+    name: 'class-new-method',
+    refusals: ["lib.js:3: changed class shape: new 'Cart' member 'method sum'"],
+    remedy: /Object\.defineProperty\(ctx\.bindings\.Cart\.prototype/,
+  },
+  {
+    name: 'class-field',
+    refusals: ["lib.js:2: changed class shape: changed 'Cart' member 'field items'"],
+    remedy: /shadow variable/,
+  },
+  {
+    name: 'private',
+    refusals: ["lib.js:3: patched 'Cart.prototype.total' uses private member '#n'"],
+    remedy: /patch a public method that calls a helper/,
+  },
+  {
+    name: 'constructor',
+    refusals: ["lib.js:2: changed constructor of 'Cart'"],
+    remedy: /method or helper the constructor calls/,
+  },
+  {
+    name: 'more-args',
+    refusals: ["lib.js:1: patched 'greet' now takes 2 arguments but the running function passes on only 1"],
+    remedy: /options object/,
+  },
+  {
+    name: 'new-import',
+    refusals: [
+      "lib.mjs:2: new import of 'node:fs'",
+      "lib.mjs:3: patched 'p' uses new module-level 'import readFileSync'",
+    ],
+    remedy: /dynamic import\(\)/,
+  },
+  {
+    name: 'new-state',
+    refusals: ["lib.js:2: patched 'hit' uses new module-level 'let hits'"],
+    remedy: /shadow variable/,
+  },
+  {
+    name: 'uncaptured',
+    refusals: [
+      "lib.js:4: patched 'module.exports>get' reads 'b' of its enclosing function, which the running code does not capture",
+    ],
+    remedy: /patch the enclosing function instead/,
+  },
+];
+
+for (const c of refused)
+  test(`build: '${c.name}' is refused with file, line, construct and remedy`, async () => {
+    const r = await dryRun(c.name);
+    assert.equal(r.ok, false);
+    assert.equal(r.patch, undefined);
+    assert.deepEqual(refusals(r), c.refusals);
+    assert.match(r.refusals[0]?.remedy ?? '', c.remedy);
+    assert.equal(
+      r.refusals[0]?.module,
+      c.name.includes('esm') || c.name === 'new-import' ? 'app/lib.mjs' : 'app/lib.js',
+    );
+  });
