@@ -19,6 +19,19 @@ export function literal(value: unknown): string {
   return JSON.stringify(value).replace(/[\u2028\u2029]/g, (c) => (c === '\u2028' ? '\\u2028' : '\\u2029'));
 }
 
+/** A single-quoted literal: JSON text is full of double quotes, which this leaves unescaped. */
+function quoted(text: string): string {
+  return `'${text.replace(/[\\'\n\r\u2028\u2029]/g, (c) => ESCAPES[c] as string)}'`;
+}
+const ESCAPES: Record<string, string> = {
+  '\\': '\\\\',
+  "'": "\\'",
+  '\n': '\\n',
+  '\r': '\\r',
+  '\u2028': '\\u2028',
+  '\u2029': '\\u2029',
+};
+
 /** The prologue edits of one function. */
 export function functionEdits(f: FuncInfo, source: string, depth: number, edits: Edit[]): void {
   const node = f.node;
@@ -48,7 +61,8 @@ export function functionEdits(f: FuncInfo, source: string, depth: number, edits:
     args = node.params.map((p: N) => (p.type === 'RestElement' ? `...${p.argument.name}` : p.name));
   }
   const forward = forwardOf(f, args);
-  const prologue = `if (__lp$m.f${i}) { const __lp$f = __lp$m.r${i}(${self}, ${scope}); if (__lp$f !== undefined) return ${forward}; }${moved}`;
+  const m = slotObject(i);
+  const prologue = `if (${m}.f${i}) { const __lp$f = ${m}.r${i}(${self}, ${scope}); if (__lp$f !== undefined) return ${forward}; }${moved}`;
 
   if (node.body.type !== 'BlockStatement') {
     // A concise arrow body becomes a block on the same line; the parentheses keep `return` from ending early.
@@ -127,19 +141,49 @@ export interface HeaderInput {
   symbolsJson: string;
 }
 
+/**
+ * Functions per slot object. V8 keeps an object literal's fast map only up to 1020 properties; past that it
+ * becomes a dictionary and every prologue check turns into a hash lookup (5x slower typescript.js). So a big module
+ * gets several slot objects, `__lp$m`, `__lp$m1`, …, each with its own unique first key, and the registry gets
+ * `__lp$s`, an object of accessors over all of them: to the runtime it is the same `f<N>`/`r<N>` object.
+ */
+export const SLOTS_PER_OBJECT = 500;
+
+function slotObject(index: number): string {
+  const c = Math.floor(index / SLOTS_PER_OBJECT);
+  return c === 0 ? '__lp$m' : `__lp$m${c}`;
+}
+
 /** The module header (abi.md §1), one line of text. */
 export function moduleHeader(h: HeaderInput): string {
-  const fields = [`__lp$u_${h.uniqueKey}: 0`];
-  for (const f of h.slots) fields.push(`f${f.index}: false, r${f.index}: undefined`);
+  const chunks: string[][] = [[`__lp$u_${h.uniqueKey}: 0`]];
+  for (const f of h.slots) {
+    const c = Math.floor(f.index / SLOTS_PER_OBJECT);
+    if (chunks[c] === undefined) chunks[c] = [`__lp$u_${h.uniqueKey}_${c}: 0`];
+    (chunks[c] as string[]).push(`f${f.index}: false, r${f.index}: undefined`);
+  }
+  const objects = chunks.map(
+    (fields, c) => `${c === 0 ? '__lp$m' : `__lp$m${c}`} = { ${fields.join(', ')} }`,
+  );
+  let slots = '__lp$m';
+  let facade = '';
+  if (chunks.length > 1) {
+    slots = '__lp$s';
+    facade =
+      `const __lp$s = {}; for (const __lp$c of [${objects.map((_, c) => (c === 0 ? '__lp$m' : `__lp$m${c}`)).join(', ')}]) ` +
+      `for (const __lp$k of Object.keys(__lp$c)) if (__lp$k.charCodeAt(0) !== 95) Object.defineProperty(__lp$s, __lp$k, ` +
+      `{ get: () => __lp$c[__lp$k], set: (__lp$v) => { __lp$c[__lp$k] = __lp$v; }, enumerable: true }); `;
+  }
   const acc: string[] = [];
   for (const [name, b] of h.moduleScope.names) {
+    if (name === 'arguments') continue; // inside a getter it would name the getter's own arguments
     acc.push(`get ${name}() { return ${name}; }`);
     if (isMutable(b.kind)) acc.push(`set ${name}(__lp$v) { ${name} = __lp$v; }`);
   }
   return (
-    `const __lp$m = { ${fields.join(', ')} }; const __lp$R = globalThis[Symbol.for('livepatch.registry')]; ` +
+    `const ${objects.join(', ')}; ${facade}const __lp$R = globalThis[Symbol.for('livepatch.registry')]; ` +
     `if (__lp$R !== undefined) __lp$R.registerModule({ abi: 1, id: ${literal(h.id)}, hash: ${literal(h.hash)}, ` +
-    `file: ${literal(h.file)}, format: ${literal(h.format)}, slots: __lp$m, symbols: ${literal(h.symbolsJson)}, ` +
+    `file: ${literal(h.file)}, format: ${literal(h.format)}, slots: ${slots}, symbols: ${quoted(h.symbolsJson)}, ` +
     `bindings: { ${acc.join(', ')} } }); `
   );
 }

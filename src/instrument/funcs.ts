@@ -105,6 +105,8 @@ export function selfOf(f: FuncInfo): string | undefined {
     if (f.scope.names.has(f.selfVar)) return undefined;
     const b = f.outerScope.lookup(f.selfVar);
     if (b === undefined || b.writes > 1 || b.kind === 'param' || b.kind === 'import') return undefined;
+    // Naming a binding nobody else captures would move it into a heap context on every call of its scope.
+    if (b.scope.kind !== 'module' && !b.captured) return undefined;
     return f.selfVar;
   }
   if (f.selfExpr !== undefined && f.selfShadow !== undefined && !f.scope.names.has(f.selfShadow))

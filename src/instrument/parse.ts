@@ -43,6 +43,11 @@ export function parseModule(source: string, format: ModuleFormat, file: string):
 /** Offsets where each line starts, with JavaScript's line terminators (\n, \r\n, \r, U+2028, U+2029). */
 export function computeLineStarts(source: string): number[] {
   const starts = [0];
+  if (!/[\r\u2028\u2029]/.test(source)) {
+    // The common case, newlines only: indexOf is much faster than a loop over every character.
+    for (let i = source.indexOf('\n'); i >= 0; i = source.indexOf('\n', i + 1)) starts.push(i + 1);
+    return starts;
+  }
   const n = source.length;
   for (let i = 0; i < n; i++) {
     const c = source.charCodeAt(i);

@@ -25,6 +25,8 @@ export interface Binding {
   scope: Scope;
   /** Writes seen: assignments, updates, declarator initializers, function declarations of this name. */
   writes: number;
+  /** Referred to from a function other than the one declaring it, so V8 keeps it in a context already. */
+  captured: boolean;
 }
 
 /** The smallest piece of a function the scope model needs; the walker's FuncInfo extends it. */
@@ -49,7 +51,7 @@ export class Scope {
     checkReserved(name);
     let b = this.names.get(name);
     if (b === undefined) {
-      b = { name, kind, scope: this, writes: 0 };
+      b = { name, kind, scope: this, writes: 0, captured: false };
       this.names.set(name, b);
     } else if (kind === 'function' || kind === 'let' || kind === 'const' || kind === 'class') {
       // A later function declaration replaces a `var` or parameter of the same name at instantiation.

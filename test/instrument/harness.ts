@@ -1,0 +1,101 @@
+// Test harness for the instrumenter: a registry test double, and loading original and instrumented copies of a
+// fixture as real CommonJS/ES modules from a temporary directory.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { basename, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { instrument } from '../../src/instrument/index.js';
+import type { ModuleFormat, SymbolTable } from '../../src/instrument/types.js';
+import type { ModuleRegistration, Registry } from '../../src/runtime/abi.js';
+import { fixture, tmpProject } from '../helpers.js';
+
+const KEY = Symbol.for('livepatch.registry');
+
+/** A registry double: records registrations, nothing else (the real one is src/runtime's). */
+export function installRegistry(): { modules: ModuleRegistration[]; uninstall: () => void } {
+  const modules: ModuleRegistration[] = [];
+  const registry: Registry = {
+    abi: 1,
+    version: 'test',
+    registerModule: (reg) => void modules.push(reg),
+    noteModule: () => {},
+  };
+  const g = globalThis as Record<symbol, unknown>;
+  const previous = g[KEY];
+  g[KEY] = registry;
+  return { modules, uninstall: () => void (g[KEY] = previous) };
+}
+
+export interface Loaded {
+  original: any;
+  instrumented: any;
+  reg: ModuleRegistration;
+  table: SymbolTable;
+  dir: string;
+}
+
+/**
+ * Loads `test/fixtures/instrument/<name>` twice from a temp dir: as it is (orig/<name>) and instrumented
+ * (instr/<name>), with a registry double installed while the instrumented copy loads.
+ */
+export async function loadFixture(name: string, cleanup: (fn: () => void) => void): Promise<Loaded> {
+  const source = readFileSync(fixture('instrument', name), 'utf8');
+  const format: ModuleFormat = name.endsWith('.mjs') ? 'module' : 'commonjs';
+  const project = tmpProject({}, 'lp-instrument-');
+  cleanup(project.cleanup);
+  const dir = project.dir;
+  const origFile = join(dir, 'orig', basename(name));
+  const instrFile = join(dir, 'instr', basename(name));
+  mkdirSync(join(dir, 'orig'));
+  mkdirSync(join(dir, 'instr'));
+  writeFileSync(origFile, source);
+  const result = instrument(source, {
+    id: `fixtures/${name}`,
+    hash: 'f'.repeat(64),
+    file: instrFile,
+    format,
+  });
+  writeFileSync(instrFile, result.code);
+  const original = await load(origFile, format);
+  const registry = installRegistry();
+  let instrumented;
+  try {
+    instrumented = await load(instrFile, format);
+  } finally {
+    registry.uninstall();
+  }
+  const reg = registry.modules[0];
+  if (reg === undefined) throw new Error(`${name}: the instrumented module did not register`);
+  return { original, instrumented, reg, table: JSON.parse(reg.symbols) as SymbolTable, dir };
+}
+
+async function load(file: string, format: ModuleFormat): Promise<any> {
+  if (format === 'commonjs') return createRequire(import.meta.url)(file);
+  return import(pathToFileURL(file).href);
+}
+
+/** The slot index of a symbol, by name (and sympos). */
+export function slotOf(table: SymbolTable, name: string, sympos = 1): number {
+  const f = table.funcs.find((s) => s.name === name && s.sympos === sympos);
+  if (f === undefined)
+    throw new Error(`no symbol '${name}' (sympos ${sympos}) in ${table.funcs.map((s) => s.name)}`);
+  return f.index;
+}
+
+type Dispatch = (self: unknown, scope: (() => Record<string, unknown>) | undefined) => unknown;
+
+/** Fills a slot as the runtime would: the dispatcher first, then the flag. Returns the undo. */
+export function fillSlot(
+  reg: ModuleRegistration,
+  table: SymbolTable,
+  name: string,
+  dispatch: Dispatch,
+): () => void {
+  const n = slotOf(table, name);
+  reg.slots[`r${n}`] = dispatch;
+  reg.slots[`f${n}`] = true;
+  return () => {
+    reg.slots[`f${n}`] = false;
+    reg.slots[`r${n}`] = undefined;
+  };
+}
