@@ -1,0 +1,65 @@
+// A built patch loaded into a real instrumented service: every kind of rewiring runs, state carries over, and
+// disabling the patch brings the old behaviour back.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { buildPatch } from '../../src/build/index.js';
+import { cliEntry, fixture, registerEntry, spawnNode, tmpProject } from '../helpers.js';
+
+function cli(args: string[]): { status: number | null; out: string } {
+  const r = spawnSync(process.execPath, [cliEntry, ...args], { encoding: 'utf8', timeout: 30_000 });
+  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+test('build: a patch built from a source change runs in the running service, and disable undoes it', async (t) => {
+  const work = tmpProject({});
+  t.after(work.cleanup);
+  const output = join(work.dir, 'shop-fix.mjs');
+  const r = await buildPatch({
+    old: fixture('build/behaviour/old'),
+    new: fixture('build/behaviour/new'),
+    name: 'shop-fix',
+    fixes: ['SHOP-1'],
+    output,
+  });
+  assert.deepEqual(r.refusals, []);
+  assert.equal(r.output, output);
+
+  const app = spawnNode(['--import', registerEntry, fixture('build/behaviour/old/server.js')]);
+  t.after(app.kill);
+  const port = (await app.waitFor(/listening (\d+)/))[1];
+  const run = async () =>
+    (await (await fetch(`http://127.0.0.1:${port}/run`)).json()) as Record<string, unknown>;
+  const pid = String(app.proc.pid);
+
+  const old = {
+    greet: 'hello ann',
+    valid: false,
+    item: 'item box',
+    double: 4,
+    range: [0, 1, 2],
+    square: 'square:shape',
+    size: 9,
+  };
+  assert.deepEqual(await run(), { ...old, count: 'c1', hits: 1, calls: 1 });
+
+  const load = cli(['load', output, '--pid', pid]);
+  assert.equal(load.status, 0, load.out);
+  assert.deepEqual(await run(), {
+    greet: 'hello, ann!', // new helper and new constant, from the patch
+    valid: true, // the changed regular expression moved into the patch
+    count: 'c#11', // the closure made before the patch runs new code over its own captured state
+    hits: 101, // module state written through ctx.bindings...
+    calls: 101, // ...is the module's own: unpatched code sees it
+    item: 'item <box>', // object-literal method, with `this`
+    double: 6, // async
+    range: [0, 10, 20], // generator
+    square: 'SQUARE/shape/2', // method using super, with the class's home object
+    size: 9.5, // getter
+  });
+
+  const disable = cli(['disable', 'shop-fix', '--pid', pid]);
+  assert.equal(disable.status, 0, disable.out);
+  assert.deepEqual(await run(), { ...old, count: 'c12', hits: 102, calls: 102 });
+});
