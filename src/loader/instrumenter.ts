@@ -6,14 +6,11 @@ export interface Instrumenter {
   version: string;
 }
 
-/** Loads src/instrument. Throws (with the cause) when it is missing or does not have the expected shape. */
+/**
+ * Loads src/instrument (and acorn with it). Imported on demand rather than at the top so that a failure to load
+ * it reaches the caller as an error — one warning, app uninstrumented — instead of failing `--import`.
+ */
 export async function loadInstrumenter(): Promise<Instrumenter> {
-  // A computed specifier keeps this file compiling while src/instrument is being written.
-  const specifier = '../instrument/index.js';
-  const mod = (await import(specifier)) as { instrument?: unknown; INSTRUMENTER_VERSION?: unknown };
-  if (typeof mod.instrument !== 'function') throw new Error("'src/instrument' has no 'instrument' function");
-  return {
-    instrument: mod.instrument as Instrumenter['instrument'],
-    version: String(mod.INSTRUMENTER_VERSION ?? '0'),
-  };
+  const { instrument, INSTRUMENTER_VERSION } = await import('../instrument/index.js');
+  return { instrument, version: INSTRUMENTER_VERSION };
 }

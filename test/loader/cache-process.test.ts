@@ -1,6 +1,6 @@
 // The on-disk cache seen from real processes: cold then warm start, a damaged entry, processes starting together.
 import assert from 'node:assert/strict';
-import { appendFileSync, readdirSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { tmpProject } from '../helpers.js';
@@ -44,6 +44,16 @@ test('a second start takes every module from the cache; a damaged entry is rebui
   assert.equal(count(after.err, /instrumented in/), 1);
   assert.deepEqual(after.lp?.modules, cold.lp?.modules);
   assert.deepEqual(readdirSync(dir).sort(), [...entries].sort());
+});
+
+test('LIVEPATCH_CACHE_DIR=off instruments without writing a cache', async (t) => {
+  const p = project();
+  t.after(p.cleanup);
+  const r = await runApp(p.dir, ['main.mjs'], { ...debug, LIVEPATCH_CACHE_DIR: 'off' });
+  assert.equal(r.code, 0, r.err);
+  assert.equal(r.lp?.modules.length, 3);
+  assert.match(r.err, /cache 'off'/);
+  assert.ok(!existsSync(join(p.dir, '.lp-run/cache')));
 });
 
 test('processes starting together on an empty cache all run instrumented and leave whole entries', async (t) => {

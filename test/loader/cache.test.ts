@@ -25,6 +25,18 @@ test('entries round-trip and damaged ones are ignored and removed', (t) => {
   assert.notEqual(cacheKey(['v1', 'app/a.js', 'x']), cacheKey(['v2', 'app/a.js', 'x']));
 });
 
+test('a writer that crashed mid-write leaves only a temporary file, which is never read', (t) => {
+  const p = tmpProject({});
+  t.after(p.cleanup);
+  const cache = openCache(join(p.dir, 'c'), false);
+  assert.ok(cache);
+  const key = cacheKey(['crash']);
+  writeFileSync(join(cache.dir, `${key}.4242.deadbeef.tmp`), '// livepatch-cache 00\nconst half =');
+  assert.equal(cache.get(key), undefined);
+  cache.set(key, 'whole;\n');
+  assert.equal(cache.get(key), 'whole;\n');
+});
+
 test('a shared cache directory must be private to this user', (t) => {
   const p = tmpProject({});
   t.after(p.cleanup);
