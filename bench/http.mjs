@@ -140,6 +140,11 @@ try {
       cpuSamples[s.name].push(m.cpu);
     }
   }
+  for (const s of servers) {
+    const calls = JSON.parse(await (await globalThis.fetch(`${s.url}/__cpu`)).text()).patchedCalls;
+    if ((s.name === 'patched') !== calls > 0)
+      throw new Error(`http: '${s.name}' ran the replacement ${calls} times`);
+  }
   const ratios = pairedRatios(samples, 'base');
   const cpuRatios = pairedRatios(cpuSamples, 'base');
   const result = {

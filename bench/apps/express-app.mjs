@@ -1,11 +1,13 @@
 // Benchmark app: an Express app (router, middleware, params, JSON) over the same catalog; prints "listening <port>".
 import express from 'express';
 import { authenticate, loadItem, renderItem } from './catalog.mjs';
-import { applyBenchPatch } from './bench-patch.mjs';
+import { applyBenchPatch, patchedCalls } from './bench-patch.mjs';
 
 const app = express();
 // For the benchmark driver: the server's own CPU time, so it can report CPU per request beside req/s.
-app.get('/__cpu', (_req, res) => res.send(JSON.stringify(process.cpuUsage())));
+app.get('/__cpu', (_req, res) =>
+  res.send(JSON.stringify({ ...process.cpuUsage(), patchedCalls: patchedCalls() })),
+);
 app.disable('x-powered-by');
 app.disable('etag');
 app.use(function who(req, _res, next) {

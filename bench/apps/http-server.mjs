@@ -1,12 +1,12 @@
 // Benchmark app: a node:http server running a few app functions per request; prints "listening <port>" when ready.
 import { createServer } from 'node:http';
 import { authenticate, loadItem, parseRoute, renderItem } from './catalog.mjs';
-import { applyBenchPatch } from './bench-patch.mjs';
+import { applyBenchPatch, patchedCalls } from './bench-patch.mjs';
 
 function handle(req, res) {
   // For the benchmark driver: the server's own CPU time, so it can report CPU per request beside req/s.
   if (req.url === '/__cpu') {
-    res.end(JSON.stringify(process.cpuUsage()));
+    res.end(JSON.stringify({ ...process.cpuUsage(), patchedCalls: patchedCalls() }));
     return;
   }
   const route = parseRoute(req.url);
