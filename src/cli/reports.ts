@@ -78,7 +78,7 @@ export async function list(o: Options, io: Io): Promise<number> {
   const code = await eachTarget(o, io, true, async (c, t, label) => {
     const tree = (await c.request('list')) as { patches?: TreePatch[] };
     if (!o.json)
-      io.out(`${label || `pid ${t.pid} (${t.name}): `}\n${indent(renderTree(tree.patches ?? []))}`);
+      io.out(`${label.trimEnd() || `pid ${t.pid} (${t.name}):`}\n${indent(renderTree(tree.patches ?? []))}`);
     return { code: EXIT.ok, json: tree };
   });
   if (!o.json) {
@@ -108,7 +108,9 @@ export async function symbols(o: Options, io: Io, filter: string | undefined): P
     const s = (await c.request('symbols')) as { modules?: SymbolModule[] } & Record<string, unknown>;
     const modules = (s.modules ?? []).filter((m) => filter === undefined || m.id.includes(filter));
     if (!o.json) {
-      const lines: string[] = [`${label || `pid ${t.pid} (${t.name}): `}${modules.length} modules`];
+      const lines: string[] = [
+        `${label || `pid ${t.pid} (${t.name}): `}${modules.length} module${modules.length === 1 ? '' : 's'}`,
+      ];
       for (const m of modules) {
         lines.push(`${m.id}  sha256:${m.hash ?? '?'}`);
         const rows = (m.funcs ?? []).map((f) => [
