@@ -1,5 +1,6 @@
 // The `livepatch/register` entry (`node --import livepatch/register app.js`): registry, hooks, control socket,
 // all before the app's first line runs. It never stops the app: a failure is one warning and the app runs as is.
+import { isMainThread } from 'node:worker_threads';
 import { ABI_VERSION, REGISTRY_KEY, type Registry } from '../runtime/abi.js';
 import { installLoader } from './install.js';
 import { debug, warn } from './log.js';
@@ -47,11 +48,15 @@ async function main(): Promise<void> {
     return;
   }
   const t2 = performance.now();
-  try {
-    const { startControl } = await import('../control/index.js');
-    await startControl();
-  } catch (e) {
-    warn(`cannot start the control server (${reason(e)}); patches cannot be loaded into this process`);
+  // A worker thread (which inherits --import) gets its own registry and instrumented modules, but the control
+  // socket is per process (named by pid): only the main thread serves it, so workers are not patchable yet.
+  if (isMainThread) {
+    try {
+      const { startControl } = await import('../control/index.js');
+      await startControl();
+    } catch (e) {
+      warn(`cannot start the control server (${reason(e)}); patches cannot be loaded into this process`);
+    }
   }
   const ms = (a: number, b: number) => (b - a).toFixed(1);
   const t3 = performance.now();

@@ -128,3 +128,29 @@ test("a patch module resolves 'livepatch' to this copy from anywhere and, marked
   // Imported plainly it is an app file like any other; with the mark it is left alone.
   assert.deepEqual(r.lp?.modules, ['shop/main.js', 'shop/patches/fix.js']);
 });
+
+test('a worker thread is instrumented with its own registry; only the main thread serves the control socket', async (t) => {
+  const p = tmpProject({
+    'package.json': pkg,
+    'main.js': `import { Worker, isMainThread } from 'node:worker_threads';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+export function work() { return isMainThread ? 'main' : 'worker'; }
+const r = globalThis[Symbol.for('livepatch.registry')];
+console.log(work(), JSON.stringify(r.instances.map((i) => i.id)));
+if (isMainThread) {
+  await new Promise((resolve) => new Worker(new URL(import.meta.url)).on('exit', resolve));
+  const sock = join(process.env.XDG_RUNTIME_DIR, 'livepatch', process.pid + '.sock');
+  console.log('socket', existsSync(sock));
+  process.exit(0);
+}
+`,
+  });
+  t.after(p.cleanup);
+  const r = await runApp(p.dir, ['main.js']);
+  assert.equal(r.code, 0, r.err);
+  assert.deepEqual(r.warnings, []);
+  assert.match(r.out, /^main \["shop\/main.js"\]$/m);
+  assert.match(r.out, /^worker \["shop\/main.js"\]$/m);
+  assert.match(r.out, /^socket true$/m);
+});
