@@ -1,5 +1,5 @@
 // Applies a unified or git diff to a copy of a tree, as `patch -p1` would, refusing any hunk that does not fit.
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { LivepatchError } from '../errors.js';
 
@@ -81,7 +81,7 @@ export function applyDiff(dir: string, diffText: string): string[] {
   if (files.length === 0) throw new LivepatchError('EINVAL', 'the diff has no file changes');
   const level = files.every((f) => {
     const p = f.oldPath ?? f.newPath;
-    return p !== null && (f.oldPath === null || existsSync(join(dir, strip(p, 1))));
+    return p !== null && (f.oldPath === null || isFile(join(dir, strip(p, 1))));
   })
     ? 1
     : 0;
@@ -122,6 +122,14 @@ export function applyDiff(dir: string, diffText: string): string[] {
     changed.push(rel);
   }
   return changed;
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
 }
 
 function readFile(path: string, rel: string): string {
