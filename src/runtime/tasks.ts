@@ -10,18 +10,32 @@ export type Universe = 0 | 1;
 export const UNPATCHED: Universe = 0;
 export const PATCHED: Universe = 1;
 
-export interface Task {
-  readonly id: number;
-  readonly kind: 'http' | 'task';
-  readonly label: string;
-  readonly startedAt: number;
+export class Task {
   /** The universe this task runs in, fixed for its life (meaningful only while `gen` is current). */
   state: Universe;
   /** The transition it was tagged in; 0 when it started while no transition ran (never tagged). */
-  gen: number;
+  gen = 0;
   /** Patched functions it entered during the current transition. */
-  entered: Set<string> | undefined;
+  entered: Set<string> | undefined = undefined;
+  readonly startedAt = Date.now();
+
+  constructor(
+    readonly id: number,
+    readonly kind: 'http' | 'task',
+    // Kept as given and joined only when reported: building "GET /x" for every request would cost for nothing.
+    private readonly what: string,
+    private readonly where: string | undefined,
+    state: Universe,
+  ) {
+    this.state = state;
+  }
+
+  get label(): string {
+    return this.where === undefined ? this.what : `${this.what} ${this.where}`;
+  }
 }
+
+const kTask = Symbol('livepatch.task');
 
 /**
  * The table of running tasks. Outside a transition it only keeps the set of running tasks (so that the
@@ -101,16 +115,8 @@ export class TaskTable {
   }
 
   /** Registers a task that starts now. During a transition it is tagged with the universe it runs in. */
-  begin(kind: Task['kind'], label: string): Task {
-    const t: Task = {
-      id: this.nextId++,
-      kind,
-      label,
-      startedAt: Date.now(),
-      state: this.target,
-      gen: 0,
-      entered: undefined,
-    };
+  begin(kind: Task['kind'], what: string, where?: string): Task {
+    const t = new Task(this.nextId++, kind, what, where, this.target);
     if (this.gen !== 0) {
       // A task started inside a tagged task inherits its universe, as a forked child inherits its parent's.
       const parent = this.current();
@@ -153,14 +159,24 @@ export class TaskTable {
   hookServers(): void {
     if (this.hooked) return;
     this.hooked = true;
+    const table = this;
     // node:http and https publish this right before emitting 'request', in the same synchronous context
     // (Node ≥ 18.7), so enterWith here tags the handler and every continuation it creates, including the
     // request's later 'data'/'end' events (which run(...) would lose: js-runtime.md §6).
+    // One shared listener, the task kept on the response: no closure per request.
+    function onClose(this: ServerResponse & { [kTask]?: Task }): void {
+      const t = this[kTask];
+      if (t !== undefined) table.end(t);
+    }
     subscribe('http.server.request.start', (message) => {
-      const { request, response } = message as { request: IncomingMessage; response: ServerResponse };
-      const t = this.begin('http', `${request.method ?? '?'} ${request.url ?? ''}`);
+      const { request, response } = message as {
+        request: IncomingMessage;
+        response: ServerResponse & { [kTask]?: Task };
+      };
+      const t = this.begin('http', request.method ?? '?', request.url ?? '');
       if (t.gen !== 0) this.als.enterWith(t);
-      response.once('close', () => this.end(t));
+      response[kTask] = t;
+      response.on('close', onClose);
     });
     this.hookHttp2();
   }
@@ -182,7 +198,7 @@ export class TaskTable {
         if (event !== 'stream') return original.call(this, event, ...args);
         const stream = args[0] as { once(e: string, f: () => void): void };
         const headers = (args[1] ?? {}) as Record<string, string>;
-        const t = table.begin('http', `${headers[':method'] ?? '?'} ${headers[':path'] ?? ''}`);
+        const t = table.begin('http', headers[':method'] ?? '?', headers[':path'] ?? '');
         if (t.gen !== 0) table.als.enterWith(t);
         stream.once('close', () => table.end(t));
         return original.call(this, event, ...args);
