@@ -31,12 +31,19 @@ export async function followTransition(
 ): Promise<Followed> {
   const t0 = Date.now();
   let lastLine = '';
+  let lastCount = -1;
+  let lastPrinted = 0;
   let tasks: TaskView[] = [];
-  const show = (line: string) => {
+  const show = (line: string, count: number) => {
     if (quiet || line === lastLine) return;
     lastLine = line;
     if (io.tty) process.stderr.write(`\r\x1b[K${line}`);
-    else io.err(line);
+    else if (count !== lastCount && Date.now() - lastPrinted >= 1000) {
+      // In a log file, one line per second at most, and only when the count changed.
+      lastCount = count;
+      lastPrinted = Date.now();
+      io.err(line);
+    }
   };
   try {
     for (;;) {
@@ -50,6 +57,7 @@ export async function followTransition(
       show(
         `  ${tasks.length} task${tasks.length === 1 ? '' : 's'} left in the old universe` +
           (oldest ? ` (oldest: ${oldest.kind} ${oldest.label}, ${duration(oldest.ageMs)})` : ''),
+        tasks.length,
       );
       if (Date.now() - t0 >= timeoutMs) return { done: false, ms: Date.now() - t0, tasks };
       await new Promise((r) => setTimeout(r, POLL_MS));

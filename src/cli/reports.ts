@@ -1,7 +1,7 @@
 // The reporting commands: ps, list, symbols, info, status, log — what is patched, where, since when.
 import { ControlClient } from '../control/client.js';
 import type { PatchOrigin, ProcessMeta } from '../control/protocol.js';
-import type { Options } from './args.js';
+import { UsageError, type Options } from './args.js';
 import { discover } from './discover.js';
 import { patchState, renderTree, renderValue, since, table, type TreePatch } from './format.js';
 import { listInstalled } from './install.js';
@@ -99,6 +99,8 @@ function indent(text: string): string {
 interface SymbolModule {
   id: string;
   hash?: string;
+  status?: string;
+  reason?: string;
   funcs?: { name: string; sympos?: number; kind?: string }[];
   unpatchable?: { name: string; reason: string }[];
 }
@@ -113,6 +115,8 @@ export async function symbols(o: Options, io: Io, filter: string | undefined): P
       ];
       for (const m of modules) {
         lines.push(`${m.id}  sha256:${m.hash ?? '?'}`);
+        if (m.status !== undefined && m.status !== 'instrumented')
+          lines.push(`  [module not patchable: ${m.status}${m.reason ? `: ${m.reason}` : ''}]`);
         const rows = (m.funcs ?? []).map((f) => [
           `  ${f.name}`,
           String(f.sympos && f.sympos > 0 ? f.sympos : 1),
@@ -238,6 +242,8 @@ export async function log(o: Options, io: Io): Promise<number> {
     });
   }
   // -f: print what is there, then every new line until interrupted or the process exits.
+  if (o.all || o.pid.length > 1)
+    throw new UsageError("'log -f' follows one process: choose it with --pid or --name");
   return eachTarget({ ...o, json: false }, io, true, async (c, _t, label) => {
     let last = o.since ?? 0;
     const print = (l: unknown) => {
