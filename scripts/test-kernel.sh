@@ -38,7 +38,7 @@ grep -q '^CONFIG_LIVEPATCH=y' "/lib/modules/$KVER/build/.config" 2>/dev/null ||
 echo "test:kernel: kernel $KVER, $(qemu-system-x86_64 --version | head -1)"
 [ -f dist/src/kernel/cli.js ] || npm run build
 make -s -C kernel/livepatch-cmdline KERNEL_RELEASE="$KVER" >/dev/null
-KO=kernel/livepatch-cmdline/livepatch-cmdline.ko
+make -s -C kernel/livepatch-busy KERNEL_RELEASE="$KVER" >/dev/null
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/livepatch-kernel-e2e.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
@@ -58,7 +58,7 @@ done
 cp dist/src/errors.js "$ROOT/livepatch/dist/src/"
 cp dist/src/kernel/*.js "$ROOT/livepatch/dist/src/kernel/"
 echo '{ "type": "module" }' >"$ROOT/livepatch/package.json"
-cp "$KO" "$ROOT/livepatch/"
+cp kernel/livepatch-cmdline/livepatch-cmdline.ko kernel/livepatch-busy/{lp-busy-target,livepatch-busy}.ko "$ROOT/livepatch/"
 (cd "$ROOT" && find . | cpio -o -H newc --quiet) >"$WORK/initrd.cpio"
 
 TRANSCRIPT=${LIVEPATCH_KERNEL_TRANSCRIPT:-${TMPDIR:-/tmp}/livepatch-kernel-transcript.txt}

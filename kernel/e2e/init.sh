@@ -79,6 +79,39 @@ lp unload livepatch_cmdline
 check "unload of an enabled patch exits 0" '[ $rc -eq 0 ]'
 check "/proc/cmdline is the original at the end" '[ "$(cat /proc/cmdline)" = "$original" ]'
 
+# A real stall: lp_busy_target's worker sleeps (uninterruptibly) inside busy_target_sleep(), which
+# livepatch_busy patches, so the patching transition cannot finish until the sleep ends.
+echo "\$ insmod /livepatch/lp-busy-target.ko block_ms=150000" >&2
+insmod /livepatch/lp-busy-target.ko block_ms=150000
+sleep 1
+lp load /livepatch/livepatch-busy.ko --timeout 5 >/tmp/stall.txt
+cat /tmp/stall.txt
+check "a stalled load exits 3" '[ $rc -eq 3 ]'
+check "it shows the blocking kworker with a kernel stack through busy_target_sleep" \
+  'grep -q "kworker" /tmp/stall.txt && grep -q "busy_target_sleep" /tmp/stall.txt'
+lp list
+lp list --json >/tmp/stall.json
+check "list --json: livepatch_busy in transition, a kworker among the pending tasks" \
+  'json /tmp/stall.json "j.transition && j.transition.patch === \"livepatch_busy\" && j.transition.target === \"patched\" && j.transition.tasks.some((t) => t.comm.startsWith(\"kworker\"))"'
+lp disable livepatch_busy
+check "disable reverses the stalled transition and the patch is freed" \
+  '[ $rc -eq 0 ] && [ ! -e /sys/kernel/livepatch/livepatch_busy ]'
+lp unload livepatch_busy
+check "unload after the reversal removes the module" '[ $rc -eq 0 ] && [ ! -e /sys/module/livepatch_busy ]'
+
+lp load /livepatch/livepatch-busy.ko --timeout 3 --reverse-on-timeout
+check "--reverse-on-timeout: exit 1, the patch and its module are gone" \
+  '[ $rc -eq 1 ] && [ ! -e /sys/kernel/livepatch/livepatch_busy ] && [ ! -e /sys/module/livepatch_busy ]'
+
+lp load /livepatch/livepatch-busy.ko --timeout 3
+check "stalled again (exit 3)" '[ $rc -eq 3 ]'
+lp force livepatch_busy
+check "force completes the patching transition" \
+  '[ $rc -eq 0 ] && [ "$(cat /sys/kernel/livepatch/livepatch_busy/transition)" = 0 ]'
+lp unload livepatch_busy
+check "a forced patching transition of a non-replace patch does not pin its module: unload works" \
+  '[ $rc -eq 0 ] && [ ! -e /sys/module/livepatch_busy ]'
+
 lp install "$KO" --root /tmp/root
 check "install --root puts the module under the running release" \
   '[ -f "/tmp/root/var/lib/livepatch/kernel/$(uname -r)/livepatch_cmdline.ko" ]'

@@ -119,9 +119,6 @@ export async function force(ctx: KernelContext, operand: string): Promise<Kernel
   for (const w of warnings) note(ctx, w);
   writePatchAttr(ctx.paths, name, 'force', '1');
   const outcome = await followTransition(ctx, name, 'force', !p.enabled);
-  return {
-    ...outcome,
-    json: { ...outcome.json, forced: pinned, warnings },
-    text: [...warnings, ...outcome.text],
-  };
+  // The warnings went to stderr already, where they are seen even under --json.
+  return { ...outcome, json: { ...outcome.json, forced: pinned, warnings } };
 }

@@ -149,8 +149,12 @@ export class FakeSystem {
         let enabled: boolean;
         let transition: boolean;
         try {
-          enabled = readFileSync(join(dir, 'enabled'), 'utf8').trim() === '1';
-          transition = readFileSync(join(dir, 'transition'), 'utf8').trim() === '1';
+          const e = readFileSync(join(dir, 'enabled'), 'utf8').trim();
+          const tr = readFileSync(join(dir, 'transition'), 'utf8').trim();
+          // A file caught between truncate and write reads empty: look again on the next tick.
+          if (e === '' || tr === '') continue;
+          enabled = e === '1';
+          transition = tr === '1';
         } catch {
           continue;
         }

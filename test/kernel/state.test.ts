@@ -204,6 +204,7 @@ test('unload of a forced patch explains that its module can never be removed', a
   const forced = await kernel(['force', 'lp_f', ...sys.args]);
   assert.equal(forced.code, 0, forced.stderr);
   assert.match(forced.stderr, /module\(s\) 'lp_f' can never be removed/);
+  assert.doesNotMatch(forced.stdout, /warning/, 'warnings go to stderr only, once');
   const r = await kernel(['unload', 'lp_f', '--json', ...sys.args, ...sys.modTools()]);
   assert.equal(r.code, 1);
   assert.equal(r.json().error.code, 'EBUSY');
