@@ -84,12 +84,10 @@ export function symbolTable(source: string, format: ModuleFormat, file = '<sourc
  */
 export function instrument(source: string, opts: InstrumentOptions): InstrumentResult {
   if (isNotraceFile(source)) {
-    const edits: Edit[] = [];
     const lineStarts = parseModule(source, opts.format, opts.file).lineStarts;
-    const map = opts.inputMap
-      ? composeMap(opts.inputMap, edits, lineStarts, opts.file)
-      : buildMap(edits, lineStarts, opts.file);
-    return { code: source, map, symbols: { funcs: [], unpatchable: [] } };
+    return withLazyMap({ code: source, symbols: { funcs: [], unpatchable: [] } }, () =>
+      opts.inputMap ? opts.inputMap : buildMap(source, [], lineStarts, opts.file),
+    );
   }
   const { parsed, analysis, slots, table } = analyze(source, opts.format, opts.file);
   const edits: Edit[] = [];
@@ -111,10 +109,27 @@ export function instrument(source: string, opts: InstrumentOptions): InstrumentR
   edits.push(headerEdit(parsed.ast, source, header));
   sortEdits(edits);
   const code = applyEdits(source, edits);
-  const map = opts.inputMap
-    ? composeMap(opts.inputMap, edits, parsed.lineStarts, opts.file)
-    : buildMap(edits, parsed.lineStarts, opts.file);
-  return { code, map, symbols: table };
+  return withLazyMap({ code, symbols: table }, () =>
+    opts.inputMap
+      ? composeMap(opts.inputMap, edits, parsed.lineStarts, opts.file)
+      : buildMap(source, edits, parsed.lineStarts, opts.file),
+  );
+}
+
+/**
+ * The source map is built on first read of `map` (a token-level map of a 9 MB file is a sizeable string, and a
+ * loader only needs it when source maps are enabled), then kept.
+ */
+function withLazyMap(
+  result: Omit<InstrumentResult, 'map'>,
+  build: () => InstrumentResult['map'],
+): InstrumentResult {
+  let map: InstrumentResult['map'] | undefined;
+  return Object.defineProperty(result, 'map', {
+    get: () => (map ??= build()),
+    enumerable: true,
+    configurable: true,
+  }) as InstrumentResult;
 }
 
 function depthOf(f: FuncInfo): number {

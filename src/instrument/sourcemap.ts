@@ -114,22 +114,87 @@ function lineShifts(edits: Edit[], lineStarts: number[]): LineShift[] {
   return out;
 }
 
-/** Our own map: each line maps to itself, with a segment at its start and around every edit. */
-export function buildMap(edits: Edit[], lineStarts: number[], file: string): SourceMapV3 {
-  const shifts = lineShifts(edits, lineStarts);
-  const lines: Segment[][] = [];
+/** Writes mappings segment by segment (source index always 0), delta-encoding as it goes. */
+class MappingWriter {
+  private readonly out: string[] = [];
+  private line = '';
+  private first = true;
+  private genCol = 0;
+  private origLine = 0;
+  private origCol = 0;
+
+  seg(genCol: number, origLine: number, origCol: number): void {
+    if (!this.first && genCol === this.genCol) return; // two edits at one offset: the first segment stands
+    this.line +=
+      (this.first ? '' : ',') +
+      encodeVlq(genCol - this.genCol) +
+      'A' +
+      encodeVlq(origLine - this.origLine) +
+      encodeVlq(origCol - this.origCol);
+    this.first = false;
+    this.genCol = genCol;
+    this.origLine = origLine;
+    this.origCol = origCol;
+  }
+
+  nextLine(): void {
+    this.out.push(this.line);
+    this.line = '';
+    this.first = true;
+    this.genCol = 0;
+  }
+
+  finish(): string {
+    this.out.push(this.line);
+    return this.out.join(';');
+  }
+}
+
+/** Word characters: a segment starts where a run of them starts, and at every other non-blank character. */
+function isWord(c: number): boolean {
+  return (
+    (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95 || c === 36 || c > 127
+  );
+}
+
+/**
+ * Our own map. Lines map 1:1; within a line a segment starts at every token boundary (consumers such as Node's
+ * --enable-source-maps do not interpolate between segments, so this is what makes stack columns exact), at
+ * every inserted text (mapped to its insertion point) and just after it.
+ */
+export function buildMap(source: string, edits: Edit[], lineStarts: number[], file: string): SourceMapV3 {
+  const w = new MappingWriter();
   let k = 0;
   for (let l = 0; l < lineStarts.length; l++) {
-    const segs: Segment[] = [[0, 0, l, 0]];
-    while (k < shifts.length && (shifts[k] as LineShift).line === l) {
-      const s = shifts[k++] as LineShift;
-      const last = segs[segs.length - 1] as Segment;
-      if (last[0] === s.genStart) segs.pop();
-      segs.push([s.genStart, 0, l, s.col], [s.genEnd, 0, l, s.endCol]);
+    if (l > 0) w.nextLine();
+    const base = lineStarts[l] as number;
+    const lineEnd = l + 1 < lineStarts.length ? (lineStarts[l + 1] as number) : source.length;
+    let delta = 0;
+    let prevWord = false;
+    let force = true;
+    let pos = base;
+    for (;;) {
+      const edit = edits[k];
+      const stop = edit !== undefined && edit.start < lineEnd ? edit.start : lineEnd;
+      for (; pos < stop; pos++) {
+        const c = source.charCodeAt(pos);
+        const word = isWord(c);
+        if (force || (word ? !prevWord : c !== 32 && c !== 9 && c !== 10 && c !== 13)) {
+          w.seg(pos - base + delta, l, pos - base);
+          force = false;
+        }
+        prevWord = word;
+      }
+      if (edit === undefined || edit.start >= lineEnd) break;
+      k++;
+      w.seg(edit.start - base + delta, l, edit.start - base);
+      delta += edit.text.length - (edit.end - edit.start);
+      pos = edit.end;
+      force = true;
     }
-    lines.push(segs);
+    if (force && pos === base) w.seg(0, l, 0);
   }
-  return { version: 3, file, sources: [file], names: [], mappings: encodeMappings(lines) };
+  return { version: 3, file, sources: [file], names: [], mappings: w.finish() };
 }
 
 /**
