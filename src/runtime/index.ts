@@ -121,8 +121,9 @@ function createRuntime(registry: InstalledRegistry): Runtime {
           kind: t.kind,
           label: t.label,
           ageMs: now - t.startedAt,
-          // A task that began before the transition is untagged: it is credited with what untagged code entered.
-          entered: [...(t.gen === tasks.gen ? (t.entered ?? []) : tasks.untaggedEntered)],
+          // Without always-on tagging, a task that began before the transition is untagged: it is credited
+          // with what all untagged code entered.
+          entered: [...(tasks.alwaysTag || t.gen === tasks.gen ? (t.entered ?? []) : tasks.untaggedEntered)],
         })),
       };
     },

@@ -13,7 +13,7 @@ export const PATCHED: Universe = 1;
 export class Task {
   /** The universe this task runs in, fixed for its life (meaningful only while `gen` is current). */
   state: Universe;
-  /** The transition it was tagged in; 0 when it started while no transition ran (never tagged). */
+  /** The transition it was tagged in; 0 when never tagged; -1 when tagged in the always-tag mode. */
   gen = 0;
   /** Patched functions it entered during the current transition. */
   entered: Set<string> | undefined = undefined;
@@ -38,11 +38,28 @@ export class Task {
 const kTask = Symbol('livepatch.task');
 
 /**
- * The table of running tasks. Outside a transition it only keeps the set of running tasks (so that the
- * next transition knows which tasks are old); no AsyncLocalStorage runs, so there is no promise-hook tax.
- * During a transition, tasks started since it began are tagged with AsyncLocalStorage; a context without
- * a current tag is treated as an old task (`base`), because a task that started before the transition
- * cannot be told apart from code outside any task without tagging every task all the time.
+ * Whether AsyncLocalStorage runs on AsyncContextFrame (Node 24 by default, 22 with a flag): then it has no
+ * promise hooks, so tagging every task all the time costs about nothing (js-runtime.md §6, nodejs/node#46265).
+ */
+export function hasAsyncContextFrame(): boolean {
+  const flags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
+  if (flags.includes('--no-async-context-frame')) return false;
+  return (
+    Number(process.versions.node.split('.')[0]) >= 24 || flags.includes('--experimental-async-context-frame')
+  );
+}
+
+/**
+ * The table of running tasks, in one of two modes.
+ *
+ * `alwaysTag` (AsyncContextFrame): every task is tagged when it starts, so the runtime always knows which
+ * task is running; code outside any task switches at once, and a task started inside an old task is old too.
+ *
+ * Otherwise (promise hooks: Node 20, 22): outside a transition only the set of running tasks is kept (so
+ * that the next transition knows which tasks are old) and no AsyncLocalStorage runs, so there is no
+ * promise-hook tax. During a transition, tasks started since it began are tagged; a context without a
+ * current tag is treated as an old task (`base`), because a task that started before the transition cannot
+ * be told apart from code outside any task without tagging every task all the time.
  */
 export class TaskTable {
   readonly active = new Set<Task>();
@@ -56,6 +73,7 @@ export class TaskTable {
   /** Called when a task that is not in the target universe ends: the transition may be complete now. */
   onOldTaskEnd: () => void = () => {};
   private readonly als = new AsyncLocalStorage<Task>();
+  constructor(readonly alwaysTag = hasAsyncContextFrame()) {}
   private nextId = 1;
   private nextGen = 1;
   private hooked = false;
@@ -88,7 +106,7 @@ export class TaskTable {
     this.gen = 0;
     this.untaggedEntered.clear();
     for (const t of this.active) t.entered = undefined;
-    this.als.disable();
+    if (!this.alwaysTag) this.als.disable();
   }
 
   /** Tasks still in the old universe of the running transition. */
@@ -97,16 +115,20 @@ export class TaskTable {
     return [...this.active].filter((t) => t.state !== this.target);
   }
 
-  /** The current task if it was tagged in this transition, else undefined. Slow path only. */
+  /** The current task if it is known (tagged, and in this transition unless alwaysTag). Slow path only. */
   current(): Task | undefined {
     const t = this.als.getStore();
-    return t !== undefined && t.gen === this.gen && this.gen !== 0 ? t : undefined;
+    if (t === undefined) return undefined;
+    // A continuation of a task that has ended is outside any task.
+    if (this.alwaysTag) return this.active.has(t) ? t : undefined;
+    return t.gen === this.gen && this.gen !== 0 ? t : undefined;
   }
 
   /** Universe of the calling context during a transition; records that it entered `func`. */
   universeOf(func: string): Universe {
     const t = this.current();
     if (t === undefined) {
+      if (this.alwaysTag) return this.target;
       this.untaggedEntered.add(func);
       return this.base;
     }
@@ -117,7 +139,11 @@ export class TaskTable {
   /** Registers a task that starts now. During a transition it is tagged with the universe it runs in. */
   begin(kind: Task['kind'], what: string, where?: string): Task {
     const t = new Task(this.nextId++, kind, what, where, this.target);
-    if (this.gen !== 0) {
+    if (this.alwaysTag) {
+      const parent = this.current();
+      if (this.gen !== 0 && parent !== undefined) t.state = parent.state;
+      t.gen = -1; // tagged
+    } else if (this.gen !== 0) {
       // A task started inside a tagged task inherits its universe, as a forked child inherits its parent's.
       const parent = this.current();
       t.state = parent !== undefined ? parent.state : this.target;

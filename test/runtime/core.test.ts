@@ -433,3 +433,30 @@ test('node:http2 requests are tasks too', async () => {
     cleanup();
   }
 });
+
+test('code outside any task, and a task started inside an old task, during a transition', async () => {
+  const alwaysTag = Number(process.versions.node.split('.')[0]) >= 24;
+  const m = defineModule('outside/a.js', { f: () => 'old' });
+  let release!: () => void;
+  const seen: string[] = [];
+  const old = task(async () => {
+    await new Promise<void>((r) => (release = r));
+    seen.push(m.fns.f!());
+    await task(async () => seen.push(m.fns.f!()), 'child');
+  }, 'old');
+  rt.loadPatch({
+    name: 'outside',
+    objects: [{ module: 'outside/a.js', funcs: [{ name: 'f', replacement: () => 'new' }] }],
+  });
+  // With every task tagged (AsyncContextFrame), code outside tasks switches at once; without, it cannot be
+  // told apart from an old task and runs the old code until the transition completes (docs/runtime.md).
+  assert.equal(m.fns.f!(), alwaysTag ? 'new' : 'old');
+  release();
+  await old;
+  // The child of an old task inherits the old universe when the parent is known (always tagged); otherwise it
+  // starts as a new task.
+  assert.deepEqual(seen, alwaysTag ? ['old', 'old'] : ['old', 'new']);
+  assert.equal(await rt.waitForTransition(1000), true);
+  assert.equal(m.fns.f!(), 'new');
+  cleanup();
+});
