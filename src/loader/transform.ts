@@ -1,6 +1,7 @@
 // One module through the loader: decide, hash, instrument (or take it from the cache), and note what happened.
 // Runs in the main thread (CommonJS, and ESM on Node 22.15+) and in the Node 20 hooks thread (ESM).
 import { readFileSync } from 'node:fs';
+import { isLivepatchError } from '../errors.js';
 import type { ModuleFormat, SourceMapV3 } from '../instrument/types.js';
 import type { ModuleNote } from '../runtime/abi.js';
 import { cacheKey, type DiskCache } from './cache.js';
@@ -96,9 +97,10 @@ export function transformModule(
   } catch (e) {
     const reason = e instanceof Error ? e.message : String(e);
     // TypeScript reaching the instrumenter means the transpiler's hooks ran after ours: say how to fix it.
-    const hint = /\.[cm]?tsx?$/.test(file)
-      ? " (put '--import tsx' before '--import livepatch/register')"
-      : '';
+    const hint =
+      isLivepatchError(e) && /\.[cm]?tsx?$/.test(file)
+        ? " (put '--import tsx' before '--import livepatch/register')"
+        : '';
     warn(`failed to instrument module '${id}': ${reason}${hint}; loading it uninstrumented`);
     try {
       ctx.note({ id, hash, file, status: 'failed', reason });
