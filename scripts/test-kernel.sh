@@ -65,7 +65,7 @@ TRANSCRIPT=${LIVEPATCH_KERNEL_TRANSCRIPT:-${TMPDIR:-/tmp}/livepatch-kernel-trans
 echo "test:kernel: booting (initramfs $(du -h "$WORK/initrd.cpio" | cut -f1)); transcript: $TRANSCRIPT"
 start=$(date +%s)
 # TCG: this machine has no KVM. -no-reboot with panic=-1 turns a guest panic into a qemu exit.
-timeout 300 qemu-system-x86_64 -machine q35 -accel tcg -cpu max -smp 2 -m 1024 \
+timeout 420 qemu-system-x86_64 -machine q35 -accel tcg -cpu max -smp 2 -m 1024 \
   -nographic -no-reboot -nic none \
   -kernel "$KERNEL" -initrd "$WORK/initrd.cpio" \
   -append "console=ttyS0 panic=-1 quiet loglevel=4" </dev/null >"$WORK/console.raw" 2>&1 || true

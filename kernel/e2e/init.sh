@@ -55,6 +55,23 @@ check "list --json: livepatch_cmdline enabled, vmlinux patched, cmdline_proc_sho
 lp load "$KO"
 check "a second load is refused (exit 1)" '[ $rc -eq 1 ]'
 
+# As an ordinary user (uid 65534, no capabilities): the command's own check, and a real sysfs EACCES explained.
+# `node -e` has no script argument, so one is spliced in where cli.js expects argv[2].
+as_nobody() {
+  echo "\$ (as uid 65534) livepatch kernel $*" >&2
+  node -e 'process.setgid(65534); process.setuid(65534); process.argv.splice(1, 0, "cli"); import("/livepatch/dist/src/kernel/cli.js")' "$@" 2>/tmp/nobody.txt
+  rc=$?
+  cat /tmp/nobody.txt >&2
+  echo "[exit $rc]" >&2
+}
+as_nobody load "$KO"
+check "load as a user without CAP_SYS_MODULE is refused with a clear message" \
+  '[ $rc -eq 1 ] && grep -q "needs root (CAP_SYS_MODULE)" /tmp/nobody.txt'
+as_nobody disable livepatch_cmdline
+check "disable as a user: the kernel's EACCES on 'enabled' is explained" \
+  '[ $rc -eq 1 ] && grep -q "permission denied writing .*/enabled.*(run as root)" /tmp/nobody.txt'
+check "the patch is still enabled" '[ "$(cat /sys/kernel/livepatch/livepatch_cmdline/enabled)" = 1 ]'
+
 lp disable livepatch_cmdline
 check "disable exits 0" '[ $rc -eq 0 ]'
 echo "\$ cat /proc/cmdline"; cat /proc/cmdline
@@ -81,14 +98,16 @@ check "/proc/cmdline is the original at the end" '[ "$(cat /proc/cmdline)" = "$o
 
 # A real stall: lp_busy_target's worker sleeps (uninterruptibly) inside busy_target_sleep(), which
 # livepatch_busy patches, so the patching transition cannot finish until the sleep ends.
-echo "\$ insmod /livepatch/lp-busy-target.ko block_ms=150000" >&2
-insmod /livepatch/lp-busy-target.ko block_ms=150000
+echo "\$ insmod /livepatch/lp-busy-target.ko block_ms=300000" >&2
+insmod /livepatch/lp-busy-target.ko block_ms=300000
 sleep 1
 lp load /livepatch/livepatch-busy.ko --timeout 5 >/tmp/stall.txt
 cat /tmp/stall.txt
 check "a stalled load exits 3" '[ $rc -eq 3 ]'
 check "it shows the blocking kworker with a kernel stack through busy_target_sleep" \
   'grep -q "kworker" /tmp/stall.txt && grep -q "busy_target_sleep" /tmp/stall.txt'
+lp load "$KO"
+check "load while another patch is in transition is refused, naming it" '[ $rc -eq 1 ]'
 lp list
 lp list --json >/tmp/stall.json
 check "list --json: livepatch_busy in transition, a kworker among the pending tasks" \

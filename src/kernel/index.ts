@@ -57,7 +57,7 @@ export async function runKernel(argv: string[], io: KernelIo): Promise<number> {
   }
   try {
     const outcome = await dispatch(ctx);
-    if (ctx.json) io.stdout(`${JSON.stringify(outcome.json, null, 2)}\n`);
+    if (ctx.json) io.stdout(`${JSON.stringify(outcome.json)}\n`);
     else if (outcome.text.length > 0) io.stdout(`${outcome.text.join('\n')}\n`);
     return outcome.code;
   } catch (e) {
