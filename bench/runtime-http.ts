@@ -97,9 +97,35 @@ async function round(mode: Mode, seconds: number): Promise<{ rps: number; cpuUs:
   return { rps: r.requests.average, cpuUs: cpu / r.requests.total };
 }
 
+/** CPU ns per iteration of fn (median of 5 runs): steadier than wall time on a busy machine. */
+function cpuNs(fn: () => void, n: number): number {
+  const runs: number[] = [];
+  for (let r = 0; r < 5; r++) {
+    const c = process.cpuUsage();
+    for (let i = 0; i < n; i++) fn();
+    const d = process.cpuUsage(c);
+    runs.push(((d.user + d.system) * 1000) / n);
+  }
+  return runs.sort((a, b) => a - b)[2]!;
+}
+
+/** The bookkeeping alone, per request: what "on" adds to every request, whatever the server does. */
+async function micro(): Promise<void> {
+  const { TaskTable } = await import('../src/runtime/tasks.js');
+  const n = 1_000_000;
+  for (const alwaysTag of [false, true]) {
+    const table = new TaskTable(alwaysTag);
+    const ns = cpuNs(() => table.end(table.begin('http', 'GET', '/x')), n);
+    console.log(
+      `micro: task begin+end (${alwaysTag ? 'always tagged' : 'untagged'}): ${ns.toFixed(0)} ns/request`,
+    );
+  }
+}
+
 async function main(): Promise<void> {
   const i = process.argv.indexOf('--serve');
   if (i >= 0) return serve(process.argv[i + 1] as Mode);
+  if (process.argv.includes('--micro')) return micro();
   const seconds = Number(process.argv[2] ?? 3);
   const rounds = Number(process.argv[3] ?? 3);
   const modes: Mode[] = ['off', 'on', 'transition'];
