@@ -2,7 +2,6 @@
 // all before the app's first line runs. It never stops the app: a failure is one warning and the app runs as is.
 import { isMainThread } from 'node:worker_threads';
 import { ABI_VERSION, REGISTRY_KEY, type Registry } from '../runtime/abi.js';
-import { installLoader } from './install.js';
 import { debug, warn } from './log.js';
 
 const LOADER_KEY = Symbol.for('livepatch.loader');
@@ -42,6 +41,8 @@ async function main(): Promise<void> {
   }
   const t1 = performance.now();
   try {
+    // Imported here so that even a broken installation of livepatch is a warning, not an app that cannot start.
+    const { installLoader } = await import('./install.js');
     await installLoader(registry, env);
   } catch (e) {
     warn(`cannot install the loader (${reason(e)}); running uninstrumented`);
