@@ -3,7 +3,6 @@
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { LIVEPATCH_VERSION } from '../control/protocol.js';
-import { isLivepatchError } from '../errors.js';
 import { parseArgs, UsageError, type Parsed } from './args.js';
 import { install, uninstall } from './install.js';
 import { keygen, sign } from './keys.js';
@@ -116,7 +115,7 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
     }
     if (json) io.out(JSON.stringify(errorJson(e)));
     else io.err(`livepatch: error: ${e instanceof Error ? e.message : String(e)}`);
-    return isLivepatchError(e) && e.code === 'ETIMEDOUT' ? EXIT.timeout : EXIT.failed;
+    return EXIT.failed;
   }
 }
 

@@ -32,8 +32,9 @@ export function errorJson(e: unknown): { error: { code: string; message: string;
   return { error: { code: 'EINVAL', message: e instanceof Error ? e.message : String(e) } };
 }
 
-export function exitCodeOf(e: unknown): number {
-  return isLivepatchError(e) && e.code === 'ETIMEDOUT' ? EXIT.timeout : EXIT.failed;
+/** An error is exit 1; exit 3 is only for a transition that did not finish, which is not an error answer. */
+export function exitCodeOf(_e: unknown): number {
+  return EXIT.failed;
 }
 
 /**

@@ -2,6 +2,7 @@
 import { lstatSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import type { KeyObject } from 'node:crypto';
+import { isMainThread } from 'node:worker_threads';
 import { makeHandlers, loadReceived, type ControlState } from './commands.js';
 import {
   checkPrivateDir,
@@ -57,6 +58,8 @@ export function startControl(): Promise<void> {
 }
 
 async function start(): Promise<void> {
+  // One control server per process: a worker thread shares the pid, and its socket would replace ours.
+  if (!isMainThread) return;
   const env = process.env;
   const dir = controlDir(env);
   try {

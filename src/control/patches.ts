@@ -6,6 +6,12 @@ import type { KeyObject } from 'node:crypto';
 import { LivepatchError } from '../errors.js';
 import { sha256, verifySource } from './trust.js';
 
+/** How long a patch module may take to import (`LIVEPATCH_IMPORT_TIMEOUT_MS`, default 10 s). */
+const IMPORT_TIMEOUT_MS =
+  Number(process.env['LIVEPATCH_IMPORT_TIMEOUT_MS']) > 0
+    ? Number(process.env['LIVEPATCH_IMPORT_TIMEOUT_MS'])
+    : 10_000;
+
 /** Patch names as the kernel's sysfs would accept them as a directory name, and no more. */
 export const PATCH_NAME = /^[a-z0-9_-]{1,64}$/;
 
@@ -52,10 +58,24 @@ export async function importPatch(
   const copy = join(dir, `${seq}-${hash.slice(0, 12)}.mjs`);
   writeFileSync(copy, patch.bytes, { mode: 0o600, flag: 'wx' });
   let mod: { default?: unknown };
+  let timer: NodeJS.Timeout | undefined;
+  const stuck = new LivepatchError(
+    'EINVAL',
+    `patch '${file}' did not finish importing within ${IMPORT_TIMEOUT_MS / 1000} s (a top-level await that never settles?)`,
+    { file },
+  );
   try {
-    mod = (await import(pathToFileURL(copy).href + '?livepatch-patch')) as { default?: unknown };
+    // A top-level await that never settles would hold the command mutex forever: give up after a while.
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(stuck), IMPORT_TIMEOUT_MS);
+      timer.unref();
+    });
+    mod = (await Promise.race([import(pathToFileURL(copy).href + '?livepatch-patch'), timeout])) as {
+      default?: unknown;
+    };
   } catch (e) {
     removeQuietly(copy);
+    if (e === stuck) throw e;
     if (e instanceof SyntaxError)
       throw new LivepatchError(
         'EINVAL',
@@ -69,6 +89,8 @@ export async function importPatch(
       { file },
       { cause: e },
     );
+  } finally {
+    clearTimeout(timer);
   }
   const spec = mod.default;
   if (spec === null || typeof spec !== 'object') {

@@ -28,6 +28,9 @@ export interface ServerOptions {
 }
 
 const commandSet: ReadonlySet<string> = new Set(COMMANDS);
+const MAX_CONNECTIONS = 32;
+/** A client that lets this much output pile up unread (a stuck `log -f`) is dropped. */
+const MAX_UNREAD = 4 * 1024 * 1024;
 
 export function errorBody(e: unknown): { code: string; message: string; details?: Record<string, unknown> } {
   if (isLivepatchError(e))
@@ -54,6 +57,8 @@ export async function listenControl(opts: ServerOptions): Promise<Server> {
 
   const server = createServer((socket) => serve(socket, opts, serialize));
   server.on('error', () => {});
+  // Bounds what a misbehaving local client can hold: connections here, unread output in serve().
+  server.maxConnections = MAX_CONNECTIONS;
   try {
     unlinkSync(opts.socket);
   } catch {}
@@ -103,6 +108,10 @@ function serve(
         ok: false,
         error: { code: 'EPROTO', message: `cannot encode answer: ${errorBody(e).message}` },
       });
+    }
+    if (socket.writableLength > MAX_UNREAD) {
+      socket.destroy();
+      return;
     }
     socket.write(frame);
   };

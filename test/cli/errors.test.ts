@@ -1,5 +1,7 @@
 // End-to-end: bad usage, bad patches and stalled transitions — each a clear message and the right exit code.
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { fixture } from '../helpers.js';
 import { cli, get, lpEnv, startApp } from '../control/harness.js';
@@ -145,4 +147,20 @@ test('a stalled transition: exit 3 with the stalled tasks and what to do; it com
   assert.match((await cli(lp, ['list', ...pid])).stdout, /fix-price \[disabled\]/);
   await get(app.port, '/release');
   await slow2;
+});
+
+test('a patch whose import never finishes is given up on, and the next command runs', async (t) => {
+  const lp = lpEnv(t);
+  const app = await startApp(t, lp, { LIVEPATCH_IMPORT_TIMEOUT_MS: '300' });
+  const pid = ['--pid', String(app.pid)];
+  const hanging = cli(lp, ['load', patch('hangs.js'), ...pid]);
+  // The process has written its private copy once the import is under way: only then send the next command.
+  const copies = join(lp.controlDir, `${app.pid}.d`);
+  while (readdirSync(copies).length === 0) await new Promise((r) => setTimeout(r, 20));
+  const next = cli(lp, ['load', patch('fix-price.js'), ...pid]);
+  const [hung, after] = [await hanging, await next];
+  assert.equal(hung.code, 1);
+  assert.match(hung.stderr, /patch 'hangs\.js' did not finish importing within 0\.3 s/);
+  assert.equal(after.code, 0, after.stderr);
+  assert.equal((await get(app.port, '/')).body, '20');
 });
