@@ -31,6 +31,8 @@ export interface BuildOptions {
   /** PEM Ed25519 private key file: writes `<output>.sig` beside the patch. */
   sign?: string;
   includeTests?: boolean;
+  /** Accept changes in code that ran once at load (they are not applied) instead of refusing them. */
+  ignoreLoadTime?: boolean;
   /** For --from/--to: compare every file, not only those reachable from the package's entry points. */
   allFiles?: boolean;
   exclude?: string[];
@@ -178,7 +180,7 @@ export async function buildPatch(o: BuildOptions): Promise<BuildResult> {
       compared++;
       const oldSide = loadSide(oldAbs, rel, ob.bytes, ob.hash, symbolTable);
       const newSide = loadSide(newAbs, rel, nb.bytes, nb.hash, symbolTable);
-      const d = compareModule(oldSide, newSide);
+      const d = compareModule(oldSide, newSide, { ignoreLoadTime: o.ignoreLoadTime === true });
       const plan = planModule(d);
       const report: ModuleReport = {
         id: oldSide.id,
@@ -198,6 +200,9 @@ export async function buildPatch(o: BuildOptions): Promise<BuildResult> {
           })),
         notes: [...d.notes, ...plan.notes],
       };
+      for (const f of report.funcs)
+        if (f.change === 'new' && plan.inlined.includes(f.name.slice(f.name.lastIndexOf('>') + 1)))
+          f.change = 'helper';
       for (const s of plan.shared) {
         const isNew = report.funcs.find((f) => f.change === 'new' && f.name === s.name);
         if (isNew) isNew.change = s.kind;

@@ -1,7 +1,15 @@
 // create-diff-object for JavaScript: matches one module's old and new versions function by function and
 // classifies every difference — unchanged, changed, new, removed, renamed — or refuses it with a remedy.
 import type { ModuleFormat, SymbolTable } from '../instrument/types.js';
-import { bodyFingerprint, canonical, fingerprint, LineIndex, type N } from './ast.js';
+import {
+  bodyFingerprint,
+  canonical,
+  fingerprint,
+  forEachChild,
+  isFunctionNode,
+  LineIndex,
+  type N,
+} from './ast.js';
 import { analyzeScopes, type ScopeInfo } from './scope.js';
 import { type LocatedFunc } from './symbols.js';
 import { isDataLike, type Binding, type TopLevel } from './toplevel.js';
@@ -38,6 +46,8 @@ export interface FuncDiff {
   why?: string;
   /** For renamed: the new name. */
   newName?: string;
+  /** Changed code in a function that runs once while the module loads: never patched. */
+  loadTime?: boolean;
 }
 
 export interface Refusal {
@@ -167,7 +177,16 @@ export function matchFuncs(oldSide: ModuleSide, newSide: ModuleSide): FuncDiff[]
 }
 
 /** Compares two versions of a module whose bytes differ. Pure. */
-export function compareModule(oldSide: ModuleSide, newSide: ModuleSide): ModuleDiff {
+export interface CompareOptions {
+  /** Accept (with a note) changes in code that ran once at load, instead of refusing them. */
+  ignoreLoadTime?: boolean;
+}
+
+export function compareModule(
+  oldSide: ModuleSide,
+  newSide: ModuleSide,
+  opts: CompareOptions = {},
+): ModuleDiff {
   const d: ModuleDiff = {
     id: newSide.id,
     rel: newSide.rel,
@@ -183,7 +202,82 @@ export function compareModule(oldSide: ModuleSide, newSide: ModuleSide): ModuleD
   compareBindings(d);
   compareExports(d);
   pullConstantReaders(d);
+  checkLoadTime(d, opts.ignoreLoadTime === true);
   return d;
+}
+
+/**
+ * Functions that run exactly once, while the module loads: immediately invoked function expressions at module
+ * level (`(function () {…})()`, `(() => {…})()`, `!function () {…}()`, `(function () {…}).call(this)`) and
+ * those nested the same way at the top of another one. Bundles wrap a whole library in one.
+ */
+export function loadTimeFunctions(program: N): Set<N> {
+  const once = new Set<N>();
+  const walk = (n: N): void => {
+    if (isFunctionNode(n)) return; // not called at load (as far as can be told)
+    if (n.type === 'CallExpression') {
+      let callee = n.callee as N;
+      if (
+        callee.type === 'MemberExpression' &&
+        !callee.computed &&
+        ['call', 'apply'].includes(callee.property.name)
+      )
+        callee = callee.object;
+      if (isFunctionNode(callee)) {
+        once.add(callee);
+        for (const p of callee.params as N[]) walk(p);
+        if (callee.body.type === 'BlockStatement') for (const st of callee.body.body as N[]) walk(st);
+        else walk(callee.body);
+        for (const a of n.arguments as N[]) walk(a);
+        return;
+      }
+    }
+    forEachChild(n, walk);
+  };
+  walk(program);
+  return once;
+}
+
+/** The line of the first statement (or the parameters) that differs between two versions of a function. */
+function firstDifference(d: ModuleDiff, o: N, n: N): number {
+  const params = (f: N) => (f.params as N[]).map((p) => canonical(p, false)).join(',');
+  if (params(o) !== params(n)) return d.new.lines.line(n.start);
+  const body = (f: N): N[] => (f.body.type === 'BlockStatement' ? (f.body.body as N[]) : [f.body as N]);
+  const ob = body(o);
+  const nb = body(n);
+  for (let i = 0; i < nb.length; i++) {
+    const a = ob[i];
+    const b = nb[i] as N;
+    if (!a || canonical(a, false) !== canonical(b, false)) return d.new.lines.line(b.start);
+  }
+  return d.new.lines.line(n.body.end);
+}
+
+// kpatch refuses changed __init code: it already ran. Load-time code here is the same: the target will never run
+// it again, so a fix there would silently do nothing.
+function checkLoadTime(d: ModuleDiff, ignore: boolean): void {
+  const changed = d.funcs.filter((f) => f.change === 'changed' && f.new && f.old);
+  if (changed.length === 0) return;
+  const once = loadTimeFunctions(d.new.ast);
+  for (const f of changed) {
+    if (!once.has((f.new as { node: N }).node)) continue;
+    f.loadTime = true;
+    f.why = 'runs once at load: not patched';
+    const line = firstDifference(d, (f.old as { node: N }).node, (f.new as { node: N }).node);
+    if (ignore)
+      d.notes.push(
+        `'${f.name}' runs once at load; its change at ${d.rel}:${line} is not applied to the target`,
+      );
+    else
+      d.refusals.push(
+        refusal(
+          d.new,
+          line,
+          `changed code in '${f.name}', which runs once when the module loads`,
+          'the target will not run it again: redo its effect in a postPatch callback, or restart; if the change does not matter to a running process (a version string, a renamed parameter), accept that with --ignore-load-time',
+        ),
+      );
+  }
 }
 
 function compareStatements(d: ModuleDiff): void {

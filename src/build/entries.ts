@@ -68,6 +68,18 @@ export function reachableFiles(root: string, files: Map<string, string>): Set<st
         queue.push(c);
         return;
       }
+    // A script without an extension (a `bin` entry such as bin/tsc): not a module to patch, but what it loads is.
+    if (fromDir === '.' && !scripts.has(base)) {
+      scripts.add(base);
+      try {
+        scan(base, readFileSync(posix.join(root, base), 'utf8'));
+      } catch {}
+    }
+  };
+  const scripts = new Set<string>();
+  const scan = (rel: string, text: string): void => {
+    for (const m of text.matchAll(SPECIFIER))
+      resolveFrom(posix.dirname(rel), (m[2] ?? m[4] ?? m[6]) as string);
   };
   for (const s of starts) resolveFrom('.', s.startsWith('.') ? s : `./${s}`);
   while (queue.length > 0) {
@@ -80,8 +92,7 @@ export function reachableFiles(root: string, files: Map<string, string>): Set<st
     } catch {
       continue;
     }
-    for (const m of text.matchAll(SPECIFIER))
-      resolveFrom(posix.dirname(rel), (m[2] ?? m[4] ?? m[6]) as string);
+    scan(rel, text);
   }
   return seen;
 }

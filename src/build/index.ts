@@ -14,7 +14,7 @@ export interface BuildIo {
 
 export const BUILD_USAGE = `usage: livepatch build (--old DIR --new DIR | --source DIR --diff FIX.patch | --from PKG@V1 --to PKG@V2)
                        [--build "CMD"] [--name N] [--description TEXT] [--fixes ID,...] [--sign KEY.pem]
-                       [-o FILE] [--dry-run] [--json] [--include-tests] [--all-files] [--exclude GLOB]... [--cache DIR]`;
+                       [-o FILE] [--dry-run] [--json] [--include-tests] [--all-files] [--ignore-load-time] [--exclude GLOB]... [--cache DIR]`;
 
 const VALUE_FLAGS: Record<string, keyof BuildOptions> = {
   '--old': 'old',
@@ -61,6 +61,7 @@ export function parseBuildArgs(argv: string[]): { options: BuildOptions; json: b
     else if (flag === '--dry-run') options.dryRun = true;
     else if (flag === '--include-tests') options.includeTests = true;
     else if (flag === '--all-files') options.allFiles = true;
+    else if (flag === '--ignore-load-time') options.ignoreLoadTime = true;
     else if (flag === '--json') json = true;
     else throw new LivepatchError('EINVAL', `unknown option '${arg}'`);
   }

@@ -30,6 +30,8 @@ export interface SharedItem {
 
 export interface ModulePlan {
   funcs: PlannedFunc[];
+  /** Names of new nested functions carried inside a replacement. */
+  inlined: string[];
   shared: SharedItem[];
   refusals: Refusal[];
   notes: string[];
@@ -119,7 +121,9 @@ export function planModule(d: ModuleDiff): ModulePlan {
 class Planner {
   private readonly refs: [N, Scope | null][];
   private readonly refStarts: number[];
-  private readonly plan: ModulePlan = { funcs: [], shared: [], refusals: [], notes: [] };
+  private readonly plan: ModulePlan = { funcs: [], inlined: [], shared: [], refusals: [], notes: [] };
+  /** Declaring identifier → new nested function declaration (not in the running version). */
+  private readonly newNested = new Map<N, N>();
   private readonly oldNames: Set<string>;
   /** New name → running name, for functions renamed with the same body. */
   private readonly renames = new Map<string, string>();
@@ -131,12 +135,15 @@ class Planner {
     this.oldNames = new Set(d.old.top.bindings.keys());
     if (d.old.format === 'commonjs') for (const n of COMMONJS_NAMES) this.oldNames.add(n);
     for (const f of d.funcs)
+      if (f.change === 'new' && f.new && f.new.sym.parent >= 0 && f.new.node.type === 'FunctionDeclaration')
+        this.newNested.set(f.new.node.id as N, f.new.node);
+    for (const f of d.funcs)
       if (f.change === 'renamed' && f.old?.node.id && f.new?.node.id)
         this.renames.set(f.new.node.id.name, f.old.node.id.name);
   }
 
   run(): ModulePlan {
-    for (const f of this.d.funcs) if (f.change === 'changed') this.planFunc(f);
+    for (const f of this.d.funcs) if (f.change === 'changed' && !f.loadTime) this.planFunc(f);
     // Helpers and constants can need more of each other: close over them.
     const done = new Set<string>();
     for (let grew = true; grew;) {
@@ -181,8 +188,16 @@ class Planner {
     end: number,
     enclosing: string[] | null,
     selfId: N | null,
-  ): { edits: Edit[]; usesScope: boolean; needs: Set<string>; kept: Set<string>; scopeAt: number[] } | null {
+  ): {
+    edits: Edit[];
+    usesScope: boolean;
+    needs: Set<string>;
+    kept: Set<string>;
+    scopeAt: number[];
+    nested: Set<N>;
+  } | null {
     const edits: Edit[] = [];
+    const nested = new Set<N>();
     const needs = new Set<string>();
     const kept = new Set<string>();
     const scopeAt: number[] = [];
@@ -234,6 +249,13 @@ class Planner {
           ok = false;
           continue;
         }
+        const helper = this.newNested.get(s.names.get(name) as N);
+        if (helper !== undefined && !enclosing.includes(running)) {
+          // A new function beside the patched one: it comes along inside the replacement.
+          nested.add(helper);
+          kept.add(name);
+          continue;
+        }
         if (!enclosing.includes(running)) {
           if (uncaptured.size === 0) firstUncaptured = id;
           uncaptured.add(name);
@@ -259,7 +281,7 @@ class Planner {
         'the running closure has no access to them: patch the enclosing function instead (closures it already made keep the old code), or pass the values in',
       );
     }
-    return ok ? { edits, usesScope, needs, kept, scopeAt } : null;
+    return ok ? { edits, usesScope, needs, kept, scopeAt, nested } : null;
   }
 
   /** How patched code reaches module-level `name`: a member of the bindings, a shared name, or null (refused). */
@@ -356,6 +378,24 @@ class Planner {
     const enclosing = of.sym.parent >= 0 ? of.sym.scope : null;
     const wired = this.rewire(who, fn.start, fn.end, enclosing, selfId);
     if (!wired || this.plan.refusals.length > before) return;
+    const src = this.d.new.source;
+    // New functions declared beside this one that it calls: defined at the start of the replacement's body.
+    const inlined: string[] = [];
+    const pending = [...wired.nested];
+    const seen = new Set<N>();
+    while (pending.length > 0) {
+      const h = pending.shift() as N;
+      if (seen.has(h)) continue;
+      seen.add(h);
+      const w = this.rewire(who, h.start, h.end, enclosing, h.id as N);
+      if (!w) return;
+      pending.push(...w.nested);
+      for (const n of w.needs) wired.needs.add(n);
+      for (const n of w.kept) wired.kept.add(n);
+      if (w.usesScope) wired.usesScope = true;
+      inlined.push(applyEdits(src, h.start, h.end, w.edits));
+      this.plan.inlined.push(String(h.id.name));
+    }
     const paramsEnd = fn.body.start;
     if (wired.scopeAt.some((p) => p < paramsEnd))
       return this.refuse(
@@ -367,8 +407,7 @@ class Planner {
     if (!selfId && (wired.kept.has(name) || wired.needs.has(name))) name = 'replacement';
     if (selfId) name = selfId.name;
     const edits = wired.edits;
-    const prelude = `const ${SCOPE} = ${CTX}.scope(); `;
-    const src = this.d.new.source;
+    const prelude = `${wired.usesScope ? `const ${SCOPE} = ${CTX}.scope(); ` : ''}${inlined.map((t) => `${t} `).join('')}`;
     let text: string;
     if (fn.type === 'ArrowFunctionExpression') {
       // An arrow becomes a function: the prologue forwards the arrow's own `this` with call(), which an arrow
@@ -379,11 +418,11 @@ class Planner {
         : '';
       const body =
         fn.body.type === 'BlockStatement'
-          ? this.withPrelude(fn.body, edits, wired.usesScope ? prelude : '')
-          : `{ ${wired.usesScope ? prelude : ''}return (${applyEdits(src, fn.body.start, fn.body.end, edits)}); }`;
+          ? this.withPrelude(fn.body, edits, prelude)
+          : `{ ${prelude}return (${applyEdits(src, fn.body.start, fn.body.end, edits)}); }`;
       text = `${fn.async ? 'async ' : ''}function ${name}(${ptext}) ${body}`;
     } else {
-      const body = this.withPrelude(fn.body, edits, wired.usesScope ? prelude : '');
+      const body = this.withPrelude(fn.body, edits, prelude);
       const head = applyEdits(src, fn.start, fn.body.start, edits);
       if (isMethod) {
         const star = fn.generator ? '*' : '';

@@ -62,6 +62,14 @@ const accepted: { name: string; changes: string[]; patch: RegExp[] }[] = [
     patch: [/xs\.reduce\(__lp\$b\.sum, 0\)/],
   },
   {
+    name: 'nested-helper',
+    // A new function beside the patched nested one comes along inside its replacement, reading the same scope.
+    changes: ['changed module.exports', 'helper module.exports>clamp', 'changed module.exports>within'],
+    patch: [
+      /return function within\(n\) \{ const __lp\$s = __lp\$ctx\.scope\(\); function clamp\(n\) \{\n {4}return Math\.min\(n, __lp\$s\.limit\);/,
+    ],
+  },
+  {
     name: 'removed',
     changes: ['changed a', 'removed helper'],
     patch: [/return function a\(\) \{ return 2; \}/],
@@ -76,6 +84,20 @@ for (const c of accepted)
     assert.equal(r.ok, true);
     for (const re of c.patch) assert.match(r.patch ?? '', re);
   });
+
+test("build: '--ignore-load-time' turns a load-time refusal into a note, and then nothing is left to patch", async () => {
+  const r = await buildPatch({
+    old: fixture('build/cases/load-time/old'),
+    new: fixture('build/cases/load-time/new'),
+    ignoreLoadTime: true,
+    dryRun: true,
+  });
+  assert.deepEqual(r.refusals, []);
+  assert.equal(r.message, 'no functional changes found');
+  assert.deepEqual(r.modules[0]?.notes, [
+    "'<anonymous>[1]' runs once at load; its change at lib.js:2 is not applied to the target",
+  ]);
+});
 
 test("build: 'whitespace' — formatting and comments are not changes", async () => {
   const r = await dryRun('whitespace');
@@ -143,6 +165,11 @@ const refused: { name: string; refusals: string[]; remedy: RegExp }[] = [
     name: 'new-state',
     refusals: ["lib.js:2: patched 'hit' uses new module-level 'let hits'"],
     remedy: /shadow variable/,
+  },
+  {
+    name: 'load-time',
+    refusals: ["lib.js:2: changed code in '<anonymous>[1]', which runs once when the module loads"],
+    remedy: /accept that with --ignore-load-time/,
   },
   {
     name: 'uncaptured',
