@@ -220,11 +220,17 @@ function makeOriginal(ops: Ops): AnyFunction {
     };
   }
   if (ops.sym.kind === 'constructor')
-    return function (this: unknown, ...args: unknown[]) {
+    return function original(this: unknown, ...args: unknown[]) {
       const self = selfOf();
       ops.bypass = true;
       try {
-        return Reflect.construct(self, args, new.target ?? self) as unknown;
+        // `new ctx.original(...)` constructs the class itself; Reflect.construct(ctx.original, args, new.target)
+        // from a replacement keeps the subclass being constructed.
+        return Reflect.construct(
+          self,
+          args,
+          new.target === undefined || new.target === original ? self : new.target,
+        ) as unknown;
       } finally {
         ops.bypass = false;
       }

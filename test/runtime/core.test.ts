@@ -226,6 +226,8 @@ export function* range(n) { for (let i = 0; i < n; i++) yield i; }
 export function outer(k) { return function inner(x) { return x * k; }; }
 export const arrow = (x) => x + 1;
 export class Cart { total() { return 5; } }
+export class Point { constructor(x) { this.x = x; } }
+export class Point3 extends Point { constructor(x) { super(x); this.z = 0; } }
 export function read() { return count; }`,
   );
   rt.loadPatch({
@@ -252,6 +254,13 @@ export function read() { return count; }`,
           },
           { name: 'outer>inner', factory: (ctx) => (x: number) => x * (ctx.scope().k as number) * 100 },
           { name: 'Cart.prototype.total', replacement: () => 7 },
+          {
+            name: 'Point',
+            factory: (ctx) =>
+              function Point(this: unknown, x: number) {
+                return Reflect.construct(ctx.original, [x * 2], new.target) as object;
+              },
+          },
         ],
       },
     ],
@@ -262,6 +271,12 @@ export function read() { return count; }`,
   const inner = mod.outer(3);
   assert.equal(inner(2), 600, 'scope() read the captured k of this closure');
   assert.equal(new mod.Cart().total(), 7);
+  const p = new mod.Point(2);
+  assert.ok(p instanceof mod.Point);
+  assert.equal(p.x, 4, 'the original constructor ran with the new argument');
+  const p3 = new mod.Point3(1);
+  assert.ok(p3 instanceof mod.Point3, 'a subclass keeps its prototype through the patched base constructor');
+  assert.deepEqual({ ...p3 }, { x: 2, z: 0 });
   assert.equal(mod.arrow(1), 2);
   const syms = rt.symbols().modules.find((m) => m.id === 'repl/a.js')!;
   assert.ok(syms.funcs.some((f) => f.name === 'outer>inner'));
