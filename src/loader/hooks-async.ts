@@ -8,25 +8,13 @@ import type { LoaderConfig } from './config.js';
 import { loadInstrumenter } from './instrumenter.js';
 import { warn } from './log.js';
 import { isPatchUrl, resolveSelf } from './patch-modules.js';
-import { sourceText } from './hooks-sync.js';
+import { sourceText, type Context, type LoadResult, type ResolveResult } from './hooks-sync.js';
 import { transformModule, type TransformContext } from './transform.js';
 
 export interface AsyncHooksData {
   config: LoaderConfig;
   port: MessagePort;
 }
-
-interface ResolveResult {
-  url: string;
-  format?: string | null | undefined;
-  shortCircuit?: boolean;
-}
-interface LoadResult {
-  format?: string | null | undefined;
-  source?: string | ArrayBuffer | ArrayBufferView | null | undefined;
-  shortCircuit?: boolean;
-}
-type Context = Record<string, unknown>;
 
 let ctx: TransformContext | undefined;
 let selfRoot = '';

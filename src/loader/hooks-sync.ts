@@ -5,17 +5,17 @@ import type { LoaderConfig } from './config.js';
 import { isPatchUrl, resolveSelf } from './patch-modules.js';
 import { noteSkipped, transformModule, TS_STRIPPED, type TransformContext } from './transform.js';
 
-interface ResolveResult {
+export interface ResolveResult {
   url: string;
   format?: string | null | undefined;
   shortCircuit?: boolean;
 }
-interface LoadResult {
+export interface LoadResult {
   format?: string | null | undefined;
   source?: string | ArrayBuffer | ArrayBufferView | null | undefined;
   shortCircuit?: boolean;
 }
-type Context = Record<string, unknown>;
+export type Context = Record<string, unknown>;
 interface SyncHooks {
   resolve(
     specifier: string,

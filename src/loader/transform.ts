@@ -82,7 +82,17 @@ export function transformModule(
       if (decision.note) noteSkipped(ctx, file, decision.reason);
       return source;
     }
-    hash = contentHash(readFileSync(file));
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(file);
+    } catch (e) {
+      // Code compiled under a name that is no file (a tool calling module._compile on generated code) has no
+      // content hash a patch could name: it is not patchable, which is not worth a warning.
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      noteSkipped(ctx, file, 'no such file on disk to hash');
+      return source;
+    }
+    hash = contentHash(bytes);
     const key = cacheKey([ctx.instrumenter.version, id, file, format, hash, contentHash(source)]);
     const cached = ctx.cache?.get(key);
     if (cached !== undefined) {

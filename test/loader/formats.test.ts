@@ -154,3 +154,22 @@ if (isMainThread) {
   assert.match(r.out, /^worker \["shop\/main.js"\]$/m);
   assert.match(r.out, /^socket true$/m);
 });
+
+test('code compiled under a name that is no file is left alone without a warning', async (t) => {
+  const p = tmpProject({
+    'package.json': JSON.stringify({ name: 'gen' }),
+    'main.js': `const Module = require('node:module');
+const file = require('node:path').join(__dirname, 'generated.js');
+const m = new Module(file, module);
+m._compile('module.exports = function gen() { return 7; };', file);
+console.log('gen', m.exports());
+${REPORT}`,
+  });
+  t.after(p.cleanup);
+  const r = await runApp(p.dir, ['main.js']);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /^gen 7$/m);
+  assert.deepEqual(r.warnings, []);
+  assert.deepEqual(r.lp?.modules, ['gen/main.js']);
+  assert.deepEqual(r.lp?.notes, [['gen/generated.js', 'skipped', 'no such file on disk to hash']]);
+});
