@@ -37,6 +37,8 @@ test('build: a patch built from a source change runs in the running service, and
     greet: 'hello ann',
     valid: false,
     item: 'item box',
+    shout: 'BOX',
+    label: 'L7',
     double: 4,
     range: [0, 1, 2],
     square: 'square:shape',
@@ -53,6 +55,8 @@ test('build: a patch built from a source change runs in the running service, and
     hits: 101, // module state written through ctx.bindings...
     calls: 101, // ...is the module's own: unpatched code sees it
     item: 'item <box>', // object-literal method, with `this`
+    shout: 'BOX!', // a nested arrow alone, with its lexical `this`
+    label: 'label:7', // a module-level arrow
     double: 6, // async
     range: [0, 10, 20], // generator
     square: 'SQUARE/shape/2', // method using super, with the class's home object
