@@ -475,3 +475,97 @@ test('code outside any task, and a task started inside an old task, during a tra
   assert.equal(m.fns.f!(), 'new');
   cleanup();
 });
+
+test('atomic replace: nops exist only during its transition; old tasks keep the replaced code', async () => {
+  const m = defineModule('nop/a.js', { f: () => 'orig-f', g: () => 'orig-g' });
+  rt.loadPatch({
+    name: 'old1',
+    objects: [
+      {
+        module: 'nop/a.js',
+        funcs: [
+          { name: 'f', replacement: () => 'old1-f' },
+          { name: 'g', replacement: () => 'old1-g' },
+        ],
+      },
+    ],
+  });
+  let release!: () => void;
+  const seen: string[] = [];
+  const old = task(async () => {
+    await new Promise<void>((r) => (release = r));
+    seen.push(m.fns.f!(), m.fns.g!());
+  }, 'old');
+  rt.loadPatch({
+    name: 'cum',
+    replace: true,
+    objects: [{ module: 'nop/a.js', funcs: [{ name: 'g', replacement: () => 'cum-g' }] }],
+  });
+  const during = rt.tree().patches.find((p) => p.name === 'cum')!;
+  assert.deepEqual(
+    during.objects[0]!.funcs.map((f) => [f.name, f.nop]),
+    [
+      ['g', false],
+      ['f', true],
+    ],
+  );
+  assert.deepEqual(await task(async () => [m.fns.f!(), m.fns.g!()], 'new'), ['orig-f', 'cum-g']);
+  release();
+  await old;
+  assert.deepEqual(seen, ['old1-f', 'old1-g']);
+  assert.equal(await rt.waitForTransition(1000), true);
+  assert.deepEqual(
+    rt.tree().patches.map((p) => [p.name, p.objects[0]!.funcs.map((f) => f.name)]),
+    [['cum', ['g']]],
+  );
+  assert.deepEqual([m.fns.f!(), m.fns.g!()], ['orig-f', 'cum-g']);
+  cleanup();
+});
+
+test('a reversed replace leaves the earlier patches as they were', async () => {
+  const m = defineModule('nop/b.js', { f: () => 'orig' });
+  rt.loadPatch({
+    name: 'keep',
+    objects: [{ module: 'nop/b.js', funcs: [{ name: 'f', replacement: () => 'keep' }] }],
+  });
+  let release!: () => void;
+  const old = task(() => new Promise<void>((r) => (release = r)), 'old');
+  rt.loadPatch({ name: 'cum2', replace: true, objects: [] });
+  rt.disablePatch('cum2'); // reverses
+  release();
+  await old;
+  assert.equal(await rt.waitForTransition(1000), true);
+  assert.deepEqual(
+    rt.tree().patches.map((p) => [p.name, p.enabled]),
+    [
+      ['keep', true],
+      ['cum2', false],
+    ],
+  );
+  assert.equal(m.fns.f!(), 'keep');
+  cleanup();
+});
+
+test('a late instance with another hash loads unpatched, with a log line', () => {
+  const since = rt.log.lines().at(-1)?.seq ?? 0;
+  rt.loadPatch({
+    name: 'late',
+    objects: [{ module: 'late/a.js', hash: H1, funcs: [{ name: 'f', replacement: () => 'new' }] }],
+  });
+  const a = defineModule('late/a.js', { f: () => 'v1' }, { hash: H1 });
+  const b = defineModule('late/a.js', { f: () => 'v2' }, { hash: H2 });
+  assert.equal(a.fns.f!(), 'new');
+  assert.equal(b.fns.f!(), 'v2');
+  assert.deepEqual(
+    rt.log
+      .lines(since)
+      .map((l) => l.line)
+      .slice(-2),
+    [
+      "livepatch: applying patch 'late' to loading module 'late/a.js'",
+      `livepatch: patch 'late' not applied to loading module 'late/a.js' (hash ${H2}, patch built against ${H1})`,
+    ],
+  );
+  assert.deepEqual(rt.patchInfo('late').objects[0]!.instances, [{ file: '/virtual/late/a.js', hash: H1 }]);
+  cleanup();
+});
