@@ -36,7 +36,8 @@ const ESCAPES: Record<string, string> = {
 export function functionEdits(f: FuncInfo, source: string, depth: number, edits: Edit[]): void {
   const node = f.node;
   const i = f.index;
-  const self = selfOf(f) ?? 'undefined';
+  // `void 0`, never `undefined`: old code names a parameter `undefined` (`function (window, undefined) {…}`).
+  const self = selfOf(f) ?? 'void 0';
   const scope = scopeAccessor(f);
   let args: string[];
   let moved = '';
@@ -48,12 +49,11 @@ export function functionEdits(f: FuncInfo, source: string, depth: number, edits:
     node.params.forEach((p: N, k: number) => {
       const rest = p.type === 'RestElement';
       const temp = rest ? '__lp$r' : `__lp$p${k}`;
-      const text = rest ? `...${temp}` : p.type === 'AssignmentPattern' ? `${temp} = undefined` : temp;
+      const text = rest ? `...${temp}` : p.type === 'AssignmentPattern' ? `${temp} = void 0` : temp;
       edits.push({ start: p.start, end: p.end, text, rank: 0 });
       const target = rest ? p.argument : p;
       parts.push(`${k}: ${source.slice(target.start, target.end)}`);
       temps.push(temp);
-      args = temps.map((t, j) => (node.params[j].type === 'RestElement' ? `...${t}` : t));
     });
     args = temps.map((t, j) => (node.params[j].type === 'RestElement' ? `...${t}` : t));
     moved = ` let {${parts.join(', ')}} = [${temps.join(', ')}];`;
@@ -62,7 +62,7 @@ export function functionEdits(f: FuncInfo, source: string, depth: number, edits:
   }
   const forward = forwardOf(f, args);
   const m = slotObject(i);
-  const prologue = `if (${m}.f${i}) { const __lp$f = ${m}.r${i}(${self}, ${scope}); if (__lp$f !== undefined) return ${forward}; }${moved}`;
+  const prologue = `if (${m}.f${i}) { const __lp$f = ${m}.r${i}(${self}, ${scope}); if (__lp$f !== void 0) return ${forward}; }${moved}`;
 
   if (node.body.type !== 'BlockStatement') {
     // A concise arrow body becomes a block on the same line; the parentheses keep `return` from ending early.
@@ -101,7 +101,7 @@ function forwardOf(f: FuncInfo, args: string[]): string {
 
 /** SCOPE: an arrow returning accessors over exactly the captured variables, or `undefined`. */
 function scopeAccessor(f: FuncInfo): string {
-  if (f.captures.size === 0) return 'undefined';
+  if (f.captures.size === 0) return 'void 0';
   const parts: string[] = [];
   for (const [name, b] of f.captures) {
     parts.push(`get ${name}() { return ${name}; }`);
@@ -160,7 +160,7 @@ export function moduleHeader(h: HeaderInput): string {
   for (const f of h.slots) {
     const c = Math.floor(f.index / SLOTS_PER_OBJECT);
     if (chunks[c] === undefined) chunks[c] = [`__lp$u_${h.uniqueKey}_${c}: 0`];
-    (chunks[c] as string[]).push(`f${f.index}: false, r${f.index}: undefined`);
+    (chunks[c] as string[]).push(`f${f.index}: false, r${f.index}: void 0`);
   }
   const objects = chunks.map(
     (fields, c) => `${c === 0 ? '__lp$m' : `__lp$m${c}`} = { ${fields.join(', ')} }`,
@@ -182,7 +182,7 @@ export function moduleHeader(h: HeaderInput): string {
   }
   return (
     `const ${objects.join(', ')}; ${facade}const __lp$R = globalThis[Symbol.for('livepatch.registry')]; ` +
-    `if (__lp$R !== undefined) __lp$R.registerModule({ abi: 1, id: ${literal(h.id)}, hash: ${literal(h.hash)}, ` +
+    `if (__lp$R !== void 0) __lp$R.registerModule({ abi: 1, id: ${literal(h.id)}, hash: ${literal(h.hash)}, ` +
     `file: ${literal(h.file)}, format: ${literal(h.format)}, slots: ${slots}, symbols: ${quoted(h.symbolsJson)}, ` +
     `bindings: { ${acc.join(', ')} } }); `
   );

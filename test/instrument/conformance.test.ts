@@ -46,6 +46,24 @@ describe('instrument: CommonJS conformance (forms.cjs)', () => {
     assert.deepEqual(await m.instrumented.observeAsync(), await m.original.observeAsync());
   });
 
+  it('a parameter named `undefined` does not confuse the prologue', () => {
+    let scopeArg: unknown = 'not called';
+    let replace = true;
+    const undo = fillSlot(m.reg, m.table, 'legacy', (_self, scope) => {
+      scopeArg = scope;
+      return replace ? () => 'patched' : undefined;
+    });
+    try {
+      assert.equal(m.instrumented.legacy(1, 'x'), 'patched');
+      assert.equal(scopeArg, undefined);
+      replace = false;
+      assert.deepEqual(m.instrumented.legacy(1, 'x'), ['number', 'string']);
+    } finally {
+      undo();
+    }
+    assert.deepEqual(m.instrumented.legacy(1, 'x'), ['number', 'string']);
+  });
+
   it('a dispatcher returning undefined runs the original body', () => {
     let calls = 0;
     const undo = fillSlot(m.reg, m.table, 'greet', () => {
