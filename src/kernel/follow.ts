@@ -36,6 +36,16 @@ export async function followTransition(
       progress: (line) => note(ctx, line),
     });
   const r = await wait(untilGone);
+  if (r.outcome === 'gone' && (action === 'load' || action === 'enable')) {
+    // Someone reversed it meanwhile (or its enable failed): the patch the user asked for is not in effect.
+    return {
+      code: 1,
+      json: { result: 'gone', ms: r.ms, patch: null },
+      text: [
+        `'${name}': the patch was freed before its patching transition completed (reversed?); it is not applied`,
+      ],
+    };
+  }
   if (r.outcome !== 'timeout') {
     const done =
       r.outcome === 'gone'

@@ -12,7 +12,7 @@ import { note, type KernelContext, type KernelOutcome } from './context.js';
 import { followTransition } from './follow.js';
 import { insertModule } from './modcmd.js';
 import { readModule } from './modinfo.js';
-import { isModuleLoaded, readPatch, transitionPatch } from './sysfs.js';
+import { checkName, isModuleLoaded, readPatch, transitionPatch } from './sysfs.js';
 
 export async function load(ctx: KernelContext, file: string): Promise<KernelOutcome> {
   requireLivepatch(ctx.paths);
@@ -21,7 +21,7 @@ export async function load(ctx: KernelContext, file: string): Promise<KernelOutc
   requireRelease(mod, runningRelease(ctx.paths));
   requireSignatureIfEnforced(ctx.paths, mod);
   requireModulePermission(ctx.paths);
-  const name = mod.name;
+  const name = checkName(mod.name);
   if (readPatch(ctx.paths, name) !== null) {
     throw new LivepatchError('EEXIST', `patch '${name}' is already loaded`, { name });
   }

@@ -278,11 +278,17 @@ export interface KernelRun {
   json: () => any;
 }
 
-/** Runs `livepatch kernel …` in this process (the same entry the CLI uses) and captures its output. */
-export async function kernel(args: string[]): Promise<KernelRun> {
+/** Runs `livepatch kernel …` in this process (the same entry the CLI uses) and captures its output; `onStderr` sees progress as it comes. */
+export async function kernel(args: string[], onStderr?: (stderr: string) => void): Promise<KernelRun> {
   const { runKernel } = await import('../../src/kernel/index.js');
   let stdout = '';
   let stderr = '';
-  const code = await runKernel(args, { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s) });
+  const code = await runKernel(args, {
+    stdout: (s) => (stdout += s),
+    stderr: (s) => {
+      stderr += s;
+      onStderr?.(stderr);
+    },
+  });
   return { code, stdout, stderr, json: () => JSON.parse(stdout) };
 }

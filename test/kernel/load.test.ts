@@ -100,6 +100,22 @@ test('--reverse-on-timeout reverses a stalled load, frees the patch and removes 
   assert.equal(sys.exists('sys/module/lp_reverse'), false);
 });
 
+test('a patch freed while its load is followed (reversed by someone else) fails the load', async (t) => {
+  const sys = new FakeSystem();
+  t.after(sys.cleanup);
+  sys.addTask({ pid: 4242, comm: 'stuck-reader' });
+  sys.startKernel([4242]);
+  const file = moduleFile(sys, 'lp_freed');
+  // Someone else reverses it once the command follows the transition: the fake kernel then frees the patch.
+  const r = await kernel(['load', file, ...sys.args, ...sys.modTools({ transition: true })], (stderr) => {
+    if (stderr.includes('waiting (up to') && sys.read('sys/kernel/livepatch/lp_freed/enabled') === '1\n') {
+      sys.write('sys/kernel/livepatch/lp_freed/enabled', '0\n');
+    }
+  });
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stdout, /'lp_freed': the patch was freed before its patching transition completed/);
+});
+
 const refusals: {
   what: string;
   setup: (sys: FakeSystem) => string[];
