@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { ControlClient } from '../control/client.js';
 import type { TaskView, TransitionView } from '../control/target.js';
-import { LivepatchError } from '../errors.js';
+import { isLivepatchError, LivepatchError } from '../errors.js';
 import type { Options } from './args.js';
 import type { Target } from './discover.js';
 import { duration, table, type TreePatch } from './format.js';
@@ -64,6 +64,31 @@ export async function followTransition(
     }
   } finally {
     if (io.tty && lastLine !== '' && !quiet) process.stderr.write('\r\x1b[K');
+  }
+}
+
+/**
+ * Runs a command that the process refuses with EBUSY while another patch is in transition, again every
+ * quarter second until `timeoutMs` (as kpatch retries insmod on EBUSY). Other errors pass through.
+ */
+async function retryBusy<T>(
+  fn: () => Promise<T>,
+  timeoutMs: number,
+  io: Io,
+  quiet: boolean,
+  label: string,
+): Promise<T> {
+  const t0 = Date.now();
+  let said = false;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (!isLivepatchError(e) || e.code !== 'EBUSY' || Date.now() - t0 >= timeoutMs) throw e;
+      if (!said && !quiet) io.err(`${label}${e.message}; waiting up to ${duration(timeoutMs)}...`);
+      said = true;
+      await new Promise((r) => setTimeout(r, 250));
+    }
   }
 }
 
@@ -137,11 +162,16 @@ export async function load(o: Options, io: Io, file: string): Promise<number> {
         );
     }
     if (!o.json) io.out(`${label}loading patch '${basename(file)}' into pid ${t.pid} (${t.name})`);
-    const r = (await c.request('load', {
+    const args = {
       source: bytes.toString('base64'),
       file: basename(file),
       ...(signature !== undefined ? { signature } : {}),
-    })) as { name: string; already: boolean; sha256: string };
+    };
+    const r = (await retryBusy(() => c.request('load', args), o.timeout * 1000, io, o.json, label)) as {
+      name: string;
+      already: boolean;
+      sha256: string;
+    };
     if (r.already) {
       if (!o.json)
         io.out(`${label}patch '${r.name}' is already loaded with these exact contents; nothing to do`);
@@ -159,14 +189,14 @@ export async function load(o: Options, io: Io, file: string): Promise<number> {
 
 export async function enable(o: Options, io: Io, name: string): Promise<number> {
   return eachTarget(o, io, false, async (c, t, label) => {
-    await c.request('enable', { name });
+    await retryBusy(() => c.request('enable', { name }), o.timeout * 1000, io, o.json, label);
     return finish(c, t, name, 'enabled', 'patching', o, io, label, { enabled: true });
   });
 }
 
 export async function disable(o: Options, io: Io, name: string): Promise<number> {
   return eachTarget(o, io, false, async (c, t, label) => {
-    await c.request('disable', { name });
+    await retryBusy(() => c.request('disable', { name }), o.timeout * 1000, io, o.json, label);
     return finish(c, t, name, 'disabled', 'unpatching', o, io, label, { enabled: false });
   });
 }
@@ -178,7 +208,7 @@ export async function unload(o: Options, io: Io, name: string): Promise<number> 
     if (p === undefined)
       throw new LivepatchError('ENOENT', `patch '${name}' is not loaded in pid ${t.pid}`, { name });
     if (p.enabled) {
-      await c.request('disable', { name });
+      await retryBusy(() => c.request('disable', { name }), o.timeout * 1000, io, o.json, label);
       const r = await finish(c, t, name, 'disabled', 'unpatching', o, io, label, { enabled: false });
       if (r.code !== EXIT.ok) {
         if (!o.json) io.err(`${label}patch '${name}' was not removed: it is still in transition`);

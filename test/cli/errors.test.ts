@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fixture } from '../helpers.js';
+import { cliEntry, fixture, spawnNode } from '../helpers.js';
 import { cli, get, lpEnv, startApp } from '../control/harness.js';
 
 const patch = (name: string) => fixture('cli/patches', name);
@@ -120,7 +120,21 @@ test('a stalled transition: exit 3 with the stalled tasks and what to do; it com
   assert.match((await cli(lp, ['list', ...pid])).stdout, /fix-price \[enabling\.\.\.\]/);
   // New requests already run the new code; the held one ends in the old universe, then the transition completes.
   assert.equal((await get(app.port, '/')).body, '20');
+  // Another load waits for the running transition (EBUSY is retried, as kpatch does), then goes ahead.
+  const waiting = spawnNode([cliEntry, 'load', patch('later-module.js'), ...pid, '--timeout', '10'], {
+    env: lp.env,
+  });
+  t.after(() => waiting.kill());
+  // Release the held request only once the second load has been told to wait.
+  for (let i = 0; i < 200 && !/waiting up to/.test(waiting.stderr()); i++)
+    await new Promise((res) => setTimeout(res, 50));
+  assert.match(
+    waiting.stderr(),
+    /patch 'fix-price' is in transition; wait, or reverse it first; waiting up to 10\.0 s/,
+  );
   await get(app.port, '/release');
+  assert.equal(await waiting.exited, 0, waiting.stderr());
+  assert.match(waiting.stdout(), /patched 'later-module': transition complete/);
   assert.equal((await slow).body, 'slow 11');
   const json = JSON.parse((await cli(lp, ['load', patch('fix-price.js'), ...pid, '--json'])).stdout);
   assert.equal(json.already, true);
@@ -131,6 +145,7 @@ test('a stalled transition: exit 3 with the stalled tasks and what to do; it com
   )
     await new Promise((res) => setTimeout(res, 100));
   assert.equal(JSON.parse((await cli(lp, ['list', ...pid, '--json'])).stdout).patches[0].transition, false);
+  assert.equal((await cli(lp, ['unload', 'later-module', ...pid])).code, 0);
 
   // Stall the way back, then force it.
   const slow2 = get(app.port, '/slow');
