@@ -6,7 +6,7 @@ import type { ModuleIdentity } from './module-id.js';
 export type Decision = { instrument: true } | { instrument: false; reason: string; note: boolean };
 
 function isInside(dir: string, file: string): boolean {
-  return file.startsWith(dir + sep);
+  return file.startsWith(dir.endsWith(sep) ? dir : dir + sep); // the root directory already ends with one
 }
 
 /** True when `file` belongs to the app itself: under the app root and not inside any node_modules. */
