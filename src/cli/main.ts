@@ -7,7 +7,7 @@ import { parseArgs, UsageError, type Parsed } from './args.js';
 import { install, uninstall } from './install.js';
 import { keygen, sign } from './keys.js';
 import { disable, enable, force, load, unload } from './patching.js';
-import { info, list, log, ps, status, symbols } from './reports.js';
+import { info, list, log, ps, status, symbols, sysfs } from './reports.js';
 import { run } from './run.js';
 import { errorJson, EXIT, stdio, type Io } from './session.js';
 
@@ -27,6 +27,7 @@ Patches in a process
   info NAME                 objects, functions, callbacks, states, hashes, signature
   force NAME                complete a stalled transition now (unsafe)
   log [-f] [--since SEQ]    the process's livepatch event log
+  sysfs PATH [VALUE]        read (or write) a file of the sysfs-style tree: 'sysfs fix-1/enabled'
 
 Installed patches (loaded when a process starts)
   install PATCH | uninstall PATCH
@@ -91,6 +92,11 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
         return await unload(o, io, need(p, 'a patch NAME'));
       case 'force':
         return await force(o, io, need(p, 'a patch NAME'));
+      case 'sysfs': {
+        const [path, value, extra] = p.positionals;
+        if (path === undefined || extra !== undefined) throw new UsageError("'sysfs' takes PATH [VALUE]");
+        return await sysfs(o, io, path, value);
+      }
       case 'install':
         return install(o, io, need(p, 'a PATCH file'));
       case 'uninstall':

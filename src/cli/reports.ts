@@ -267,3 +267,17 @@ export async function log(o: Options, io: Io): Promise<number> {
     return { code: EXIT.ok, json: null };
   });
 }
+
+/** The sysfs files themselves: `sysfs fix-1/enabled` reads like `cat`, `sysfs fix-1/enabled 0` writes like `echo`. */
+export async function sysfs(o: Options, io: Io, path: string, value: string | undefined): Promise<number> {
+  const rel = path.replace(/^\/sys\/kernel\/livepatch\/?/, '');
+  return eachTarget(o, io, value === undefined, async (c, _t, label) => {
+    if (value === undefined) {
+      const text = String(await c.request('sysfs-read', { path: rel }));
+      if (!o.json) io.out(`${label}${text.replace(/\n$/, '')}`);
+      return { code: EXIT.ok, json: { path: rel, value: text } };
+    }
+    await c.request('sysfs-write', { path: rel, value });
+    return { code: EXIT.ok, json: { path: rel, written: value } };
+  });
+}

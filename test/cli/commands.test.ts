@@ -108,6 +108,17 @@ test('load, list, info, status, symbols, log, ps, disable, enable, unload — te
     [],
   );
 
+  // The sysfs files, as a kernel operator's scripts use them.
+  assert.equal((await cli(lp, ['sysfs', '/sys/kernel/livepatch/fix-price/enabled', ...pid])).stdout, '1\n');
+  assert.equal((await cli(lp, ['sysfs', 'fix-price/fixture-shop/server.js/patched', ...pid])).stdout, '1\n');
+  const badWrite = await cli(lp, ['sysfs', 'fix-price/enabled', 'maybe', ...pid]);
+  assert.equal(badWrite.code, 1);
+  assert.match(badWrite.stderr, /livepatch: error: /);
+  assert.equal((await cli(lp, ['sysfs', 'fix-price/enabled', '0', ...pid])).code, 0);
+  assert.equal((await cli(lp, ['sysfs', 'fix-price/enabled', ...pid])).stdout, '0\n');
+  assert.equal((await get(app.port, '/')).body, '21');
+  assert.equal((await cli(lp, ['enable', 'fix-price', ...pid])).code, 0);
+
   const dis = await cli(lp, ['disable', 'fix-price', ...pid]);
   assert.equal(dis.code, 0, dis.stderr);
   assert.match(dis.stdout, /disabled 'fix-price': transition complete/);
