@@ -74,7 +74,6 @@ export function transformModule(
   let id = file;
   let hash = '';
   try {
-    if (isInstrumented(source)) return source;
     const identity = moduleIdentity(file);
     id = identity.id;
     const decision = decide(file, identity, ctx.config);
@@ -82,6 +81,7 @@ export function transformModule(
       if (decision.note) noteSkipped(ctx, file, decision.reason);
       return source;
     }
+    if (isInstrumented(source)) return source;
     let bytes: Buffer;
     try {
       bytes = readFileSync(file);
