@@ -323,7 +323,7 @@ export class Core {
   /** Completes the transition if no task is left in the old universe; "not yet" is `false`. */
   tryCompleteTransition(): boolean {
     if (this.transitionPatch === undefined) return true;
-    if (this.tasks.pending().length > 0) return false;
+    if (this.tasks.hasPending()) return false;
     const p = this.transitionPatch;
     this.completeTransition();
     if (!p.enabled) {

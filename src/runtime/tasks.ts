@@ -73,6 +73,7 @@ export class TaskTable {
   /** Called when a task that is not in the target universe ends: the transition may be complete now. */
   onOldTaskEnd: () => void = () => {};
   private readonly als = new AsyncLocalStorage<Task>();
+  private oldCount = 0;
   constructor(readonly alwaysTag = hasAsyncContextFrame()) {}
   private nextId = 1;
   private nextGen = 1;
@@ -88,17 +89,26 @@ export class TaskTable {
       t.state = this.base;
       t.entered = undefined;
     }
+    this.oldCount = this.active.size;
   }
 
   /** Reverses the running transition: tasks that never switched are now already in the target. */
   reverse(): void {
     this.target = this.target === PATCHED ? UNPATCHED : PATCHED;
+    this.oldCount = 0;
+    for (const t of this.active) if (t.state !== this.target) this.oldCount++;
   }
 
   /** Moves every task to the target without any check (force). */
   forceAll(): void {
     for (const t of this.active) t.state = this.target;
     this.base = this.target;
+    this.oldCount = 0;
+  }
+
+  /** Number of tasks still in the old universe: kept as a count, so that each task's end is O(1). */
+  hasPending(): boolean {
+    return this.gen !== 0 && this.oldCount > 0;
   }
 
   /** Ends the transition: untag everything and switch the promise hooks off again (js-runtime.md §6). */
@@ -150,12 +160,13 @@ export class TaskTable {
       t.gen = this.gen;
     }
     this.active.add(t);
+    if (this.gen !== 0 && t.state !== this.target) this.oldCount++;
     return t;
   }
 
   end(t: Task): void {
     if (!this.active.delete(t)) return;
-    if (this.gen !== 0 && t.state !== this.target) this.onOldTaskEnd();
+    if (this.gen !== 0 && t.state !== this.target && --this.oldCount === 0) this.onOldTaskEnd();
   }
 
   /** Runs fn as a task: the task ends when fn returns, or when the promise it returns settles. */
