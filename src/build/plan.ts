@@ -323,10 +323,12 @@ class Planner {
         `patched '${who}' uses private member '#${String(priv.name)}'`,
         'a patch is outside the class and cannot reach #private members: patch a public method that calls a helper, or make the member non-private in the next release and restart',
       );
-    if (kind === 'constructor' || nf.sym.kind === 'constructor')
+    const isCtor = kind === 'constructor' || nf.sym.kind === 'constructor';
+    const ctorClass = isCtor && nf.member ? this.classOf(nf.member) : null;
+    if (isCtor && ctorClass === null)
       this.refuse(
         fn,
-        `changed constructor of '${who.replace(/\.constructor$/, '')}'`,
+        `changed constructor of '${who}', a class not bound at module level`,
         'move the changed code into a method or helper the constructor calls, and patch that',
       );
     let usesSuper = false;
@@ -424,7 +426,10 @@ class Planner {
     } else {
       const body = this.withPrelude(fn.body, edits, prelude);
       const head = applyEdits(src, fn.start, fn.body.start, edits);
-      if (isMethod) {
+      if (ctorClass !== null) {
+        text = this.constructorClass(ctorClass, `constructor${head}${body}`, wired.needs);
+        if (text === '') return;
+      } else if (isMethod) {
         const star = fn.generator ? '*' : '';
         const async = fn.async ? 'async ' : '';
         const mkind = member?.kind === 'get' || member?.kind === 'set' ? `${String(member.kind)} ` : '';
@@ -466,6 +471,27 @@ class Planner {
   }
 
   /** The module-level binding name of the class holding method `member`, if the running module has it. */
+  /**
+   * A constructor's replacement is a class: the running constructor forwards with Reflect.construct(replacement,
+   * arguments, new.target), so the object is made from the running class's prototype. The replacement extends the
+   * running class's parent (so `super()` reaches it) and repeats the instance fields (class shape checks keep
+   * them unchanged), which the bypassed original would otherwise have initialised.
+   */
+  private constructorClass(cls: string, ctorText: string, needs: Set<string>): string {
+    const b = this.d.new.top.bindings.get(cls);
+    const node = b?.init as N;
+    const fields: string[] = [];
+    for (const m of node.body.body as N[]) {
+      if (m.type !== 'PropertyDefinition' || m.static) continue;
+      const w = this.rewire(cls, m.start, m.end, null, null);
+      if (!w) return '';
+      for (const n of w.needs) needs.add(n);
+      fields.push(applyEdits(this.d.new.source, m.start, m.end, w.edits).replace(/;?$/, ';'));
+    }
+    const heritage = node.superClass ? ` extends Object.getPrototypeOf(${BINDINGS}.${cls})` : '';
+    return `class ${cls}${heritage} { ${fields.join(' ')} ${ctorText} }`;
+  }
+
   private classOf(member: N): string | null {
     for (const [name, b] of this.d.new.top.bindings)
       if (b.isClass && b.init && (b.init.body.body as N[]).includes(member) && this.oldNames.has(name))

@@ -43,6 +43,7 @@ test('build: a patch built from a source change runs in the running service, and
     range: [0, 1, 2],
     square: 'square:shape',
     size: 9,
+    made: [true, 'sq', 'undefined', 4],
   };
   assert.deepEqual(await run(), { ...old, count: 'c1', hits: 1, calls: 1 });
 
@@ -61,6 +62,7 @@ test('build: a patch built from a source change runs in the running service, and
     range: [0, 10, 20], // generator
     square: 'SQUARE/shape/2', // method using super, with the class's home object
     size: 9.5, // getter
+    made: [true, 'sq', 'v2', 4], // constructor of a derived class: same prototype, fields kept
   });
 
   const disable = cli(['disable', 'shop-fix', '--pid', pid]);
