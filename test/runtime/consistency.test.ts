@@ -145,6 +145,35 @@ test('a continuation run outside its task (EventEmitter) takes the universe of t
     assert.equal((await t.cmd('wait', { ms: 2000 })).value, true);
   }));
 
+test("a request's body events stay in its task (the body-parser case)", () =>
+  withApp(async (t) => {
+    const old = get(t, '/work?slow=700');
+    await sleep(50);
+    await t.cmd('load', { name: 'consistency', wait: false });
+    // A new request whose body arrives in two chunks, the last one well after the handler started.
+    const body = await new Promise<string>((resolve, reject) => {
+      const req = request(
+        { host: '127.0.0.1', port: t.port, path: '/body', method: 'POST', agent: false },
+        (res) => {
+          let b = '';
+          res.setEncoding('utf8').on('data', (d: string) => (b += d));
+          res.on('end', () => resolve(b));
+        },
+      );
+      req.on('error', reject);
+      req.write('a'.repeat(10));
+      setTimeout(() => req.end('b'.repeat(5)), 150);
+    });
+    assert.equal(
+      (await t.cmd('read', { path: 'consistency/transition' })).value,
+      '1\n',
+      'still in transition',
+    );
+    assert.deepEqual(JSON.parse(body), ['new', 'new', '15']);
+    assert.deepEqual(JSON.parse(await old), ['old', 'old', 'old']);
+    assert.equal((await t.cmd('wait', { ms: 2000 })).value, true);
+  }));
+
 test('a getpid hammered by concurrent requests while the patch loads: every client reaches the new code', () =>
   withApp(async (t) => {
     // test-syscall.sh: busy callers of a patched function; the transition must complete under that load and
