@@ -94,12 +94,13 @@ async function retryBusy<T>(
 
 function stalledReport(name: string, f: Followed, t: Target, target: string): string {
   const sel = `--pid ${t.pid}`;
-  const rows = f.tasks.map((k) => [String(k.id), k.kind, duration(k.ageMs), k.label]);
+  // `entered`: the patched functions the task already ran in its universe, i.e. why switching it now would mix.
+  const entered = (k: TaskView) =>
+    Array.isArray(k.entered) ? (k.entered as unknown[]).map(String).join(', ') : '';
+  const rows = f.tasks.map((k) => [`  ${k.id}`, k.kind, duration(k.ageMs), k.label, entered(k) || '-']);
   return [
     `patch transition of '${name}' has stalled after ${duration(f.ms)}: ${f.tasks.length} task${f.tasks.length === 1 ? '' : 's'} still run${f.tasks.length === 1 ? 's' : ''} code of the old universe`,
-    ...(rows.length > 0
-      ? [table([['  TASK', 'KIND', 'AGE', 'WHAT'], ...rows.map((r) => [`  ${r[0]}`, ...r.slice(1)])])]
-      : []),
+    ...(rows.length > 0 ? [table([['  TASK', 'KIND', 'AGE', 'WHAT', 'ENTERED'], ...rows])] : []),
     `the patch stays in transition (${target}); what to do:`,
     `  - wait: each task switches when it ends; 'livepatch list ${sel}' shows the state`,
     `  - end the stalled work (close the long request or connection), then check again`,
@@ -129,6 +130,18 @@ async function finish(
   }
   if (!o.json) io.out(`${label}${verb} '${name}': transition complete (${duration(f.ms)})`);
   return { code: EXIT.ok, json: { name, ...extra, transition: false, transitionMs: f.ms } };
+}
+
+/** What to do next, for the refusals an operator meets most (complaint: opaque rejections). */
+function withHint(e: unknown, t: Target): unknown {
+  if (!isLivepatchError(e)) return e;
+  const hint =
+    e.code === 'EHASH'
+      ? `the running file is not the one the patch was made for; compare with 'livepatch symbols --pid ${t.pid}' and rebuild the patch against it`
+      : e.code === 'ENOENT' && /symbol|function|sympos/i.test(e.message)
+        ? `'livepatch symbols --pid ${t.pid}' lists the exact names that can be patched`
+        : undefined;
+  return hint === undefined ? e : new LivepatchError(e.code, `${e.message}\n  hint: ${hint}`, e.details);
 }
 
 export async function load(o: Options, io: Io, file: string): Promise<number> {
@@ -167,7 +180,11 @@ export async function load(o: Options, io: Io, file: string): Promise<number> {
       file: basename(file),
       ...(signature !== undefined ? { signature } : {}),
     };
-    const r = (await retryBusy(() => c.request('load', args), o.timeout * 1000, io, o.json, label)) as {
+    const r = (await retryBusy(() => c.request('load', args), o.timeout * 1000, io, o.json, label).catch(
+      (e: unknown) => {
+        throw withHint(e, t);
+      },
+    )) as {
       name: string;
       already: boolean;
       sha256: string;

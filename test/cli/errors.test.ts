@@ -63,7 +63,7 @@ test('bad patches are refused with a clear error; the process serves and its tre
     ['throws.js', /patch 'throws\.js' failed to import: patch module exploded on import/],
     ['no-default.js', /patch 'no-default\.js' has no default export of defineLivepatch/],
     ['bad-name.js', /invalid patch name '\.\.\/evil': use 1 to 64 of \[a-z0-9_-\]/],
-    ['missing-func.js', /noSuchFunction/],
+    ['missing-func.js', /noSuchFunction.*\n {2}hint: 'livepatch symbols --pid \d+' lists the exact names/],
     [
       'bad-hash.js',
       /fixture-shop\/server\.js.*0000000000000000000000000000000000000000000000000000000000000000/s,
@@ -112,7 +112,7 @@ test('a stalled transition: exit 3 with the stalled tasks and what to do; it com
     r.stderr,
     /patch transition of 'fix-price' has stalled after [\d.]+ (ms|s): 1 task still runs code of the old universe/,
   );
-  assert.match(r.stderr, /TASK +KIND +AGE +WHAT\n +\d+ +http +[\d.]+ m?s +GET \/slow/);
+  assert.match(r.stderr, /TASK +KIND +AGE +WHAT +ENTERED\n +\d+ +http +[\d.]+ m?s +GET \/slow +\S+/);
   assert.match(r.stderr, /livepatch disable fix-price --pid \d+/);
   assert.match(r.stderr, /livepatch force fix-price --pid \d+/);
   const list = JSON.parse((await cli(lp, ['list', ...pid, '--json'])).stdout);
