@@ -70,7 +70,7 @@ timeout 420 qemu-system-x86_64 -machine q35 -accel tcg -cpu max -smp 2 -m 1024 \
   -kernel "$KERNEL" -initrd "$WORK/initrd.cpio" \
   -append "console=ttyS0 panic=-1 quiet loglevel=4" </dev/null >"$WORK/console.raw" 2>&1 || true
 # The console also carries firmware noise and terminal escapes; the transcript starts at the guest's first line.
-tr -d '\r' <"$WORK/console.raw" | sed -n '/== guest:/,$p' | tee "$TRANSCRIPT"
+tr -d '\r' <"$WORK/console.raw" | sed -n '/== guest:/,$p' | sed 's/^.*== guest:/== guest:/' | tee "$TRANSCRIPT"
 if ! grep -q '== guest:' "$TRANSCRIPT"; then
   echo "test:kernel: the guest never started the test; console output:"
   tr -d '\r' <"$WORK/console.raw" | tail -40
