@@ -51,6 +51,11 @@ process.on('SIGTERM', () => server.close());
     assert.ok(lp.modules.includes(id), `${id} registered (${lp.modules.length} modules)`);
   }
   assert.equal(new Set(lp.modules).size, lp.modules.length, 'each module registered once');
+  // `*` covers every package but never livepatch itself (its control server and runtime load after the hooks).
+  assert.deepEqual(
+    lp.modules.filter((id) => id.startsWith('livepatch/')),
+    [],
+  );
   assert.deepEqual(await get(port, '/total?a=2&b=3'), { status: 200, body: '{"total":5}' });
   assert.equal((await get(port, '/nope')).status, 404);
   assert.equal(
