@@ -74,9 +74,18 @@ export class LineIndex {
   }
 }
 
+// Functions the instrumenter gave a slot (src/build/symbols.ts marks them). Only these are placeholders in a
+// parent's canonical text: a change inside a function that cannot be patched on its own (notrace, refused by the
+// instrumenter) is a change of the function around it, or of the module's top level.
+const tracked = new WeakSet<N>();
+
+export function markTracked(fn: N): void {
+  tracked.add(fn);
+}
+
 /**
  * A canonical text of `n` with positions, spelling of literals, comments and whitespace gone, and every nested
- * function (other than `n` itself) replaced by a placeholder: a change inside a nested function is that
+ * function with a slot (other than `n` itself) replaced by a placeholder: a change inside a nested function is that
  * function's change, not its parent's (the nested one is patched where it lives).
  */
 export function canonical(n: N, isRoot = true): string {
@@ -86,7 +95,7 @@ export function canonical(n: N, isRoot = true): string {
 }
 
 function write(n: N, isRoot: boolean, out: string[]): void {
-  if (!isRoot && isFunctionNode(n)) {
+  if (!isRoot && isFunctionNode(n) && tracked.has(n)) {
     out.push('#fn');
     return;
   }

@@ -352,8 +352,20 @@ function compareBindings(d: ModuleDiff): void {
       compareClass(d, name, ob, nb);
       continue;
     }
-    if (nb.isFunction && ob.isFunction && nb.kind === ob.kind) continue; // function bodies are compared as functions
+    // Function bodies with slots are compared as functions (their canonical text is a placeholder here).
     if (nb.canon === ob.canon && nb.kind === ob.kind) continue;
+    if (nb.isFunction && ob.isFunction && nb.kind === ob.kind) {
+      const why = d.old.symbols.unpatchable.find((u) => u.name === name)?.reason ?? 'not instrumented';
+      d.refusals.push(
+        refusal(
+          d.new,
+          nb.node,
+          `changed function '${name}', which cannot be patched (${why})`,
+          'make it patchable (remove its notrace mark) in the running version first, or patch the functions that call it',
+        ),
+      );
+      continue;
+    }
     if (nb.kind === 'const' && ob.kind === 'const' && !nb.group && !nb.isFunction && isDataLike(nb.init)) {
       d.movedConstants.add(name);
       continue;

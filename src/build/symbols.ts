@@ -1,7 +1,7 @@
 // The runtime's names for a module's functions (src/instrument's symbol table) tied to the builder's AST nodes.
 import { LivepatchError } from '../errors.js';
 import type { FuncSymbol, ModuleFormat, SymbolTable } from '../instrument/types.js';
-import { forEachChild, isFunctionNode, type N } from './ast.js';
+import { forEachChild, isFunctionNode, markTracked, type N } from './ast.js';
 
 type SymbolTableFn = (source: string, format: ModuleFormat) => SymbolTable;
 let symbolTableFn: SymbolTableFn | undefined;
@@ -73,6 +73,7 @@ export function locate(table: SymbolTable, program: N, file: string): LocatedFun
         'EBUILD',
         `symbol '${sym.name}' of '${file}' does not start a function (offset ${sym.start})`,
       );
+    markTracked(node);
     return { sym, node, member: memberOf.get(node) ?? null };
   });
 }

@@ -54,7 +54,7 @@ function statement(st: N, outer: N, t: TopLevel, exported: boolean): void {
         node: st,
         statement: outer,
         init: st,
-        canon: isClass ? canonical(st, false) : '#fn',
+        canon: canonical(st, false),
         isFunction: !isClass,
         isClass,
         group: false,

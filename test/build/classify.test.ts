@@ -175,6 +175,11 @@ const refused: { name: string; refusals: string[]; remedy: RegExp }[] = [
     remedy: /shadow variable/,
   },
   {
+    name: 'notrace',
+    refusals: ["lib.js:2: changed function 'hot', which cannot be patched (notrace)"],
+    remedy: /remove its notrace mark/,
+  },
+  {
     name: 'load-time',
     refusals: ["lib.js:2: changed code in '<anonymous>[1]', which runs once when the module loads"],
     remedy: /accept that with --ignore-load-time/,
