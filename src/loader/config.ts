@@ -1,6 +1,6 @@
 // The loader's configuration, computed once in the main thread from the entry point, package.json and env.
 // Plain data, because on Node 20 it is handed to the hooks thread.
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,14 +32,24 @@ export interface LoaderConfig {
 // dist/src/loader/config.js → the package root is three levels up.
 const selfRoot = fileURLToPath(new URL('../../../', import.meta.url)).replace(/[\\/]$/, '');
 
+function realPath(file: string): string {
+  try {
+    return realpathSync(file);
+  } catch {
+    return file;
+  }
+}
+
 /**
  * The app root: the package of the entry script (process.argv[1]) — the nearest package.json with a name, else any
  * package.json — or, when there is no entry script (-e, the REPL) or it lives in node_modules (a tool run from
  * there), the same search from the working directory; the working directory itself when nothing is found.
  */
 export function findAppRoot(entry: string | undefined, cwd: string): string {
-  const usable = entry !== undefined && isAbsolute(entry) && !entry.split(sep).includes('node_modules');
-  const start = usable ? dirname(entry) : cwd;
+  // Module filenames are real paths; the entry as typed may go through a symlink (`current` → a release dir).
+  const real = entry !== undefined && isAbsolute(entry) ? realPath(entry) : undefined;
+  const usable = real !== undefined && !real.split(sep).includes('node_modules');
+  const start = usable ? dirname(real) : cwd;
   return findNamedPackage(start)?.root ?? findAnyPackageRoot(start) ?? cwd;
 }
 

@@ -2,6 +2,7 @@
 // fails to instrument, and patch modules that import 'livepatch' from outside any project.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
@@ -134,6 +135,7 @@ test('a worker thread is instrumented with its own registry; only the main threa
     'package.json': pkg,
     'main.js': `import { Worker, isMainThread } from 'node:worker_threads';
 import { existsSync } from 'node:fs';
+import { symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 export function work() { return isMainThread ? 'main' : 'worker'; }
 const r = globalThis[Symbol.for('livepatch.registry')];
@@ -172,4 +174,17 @@ ${REPORT}`,
   assert.deepEqual(r.warnings, []);
   assert.deepEqual(r.lp?.modules, ['gen/main.js']);
   assert.deepEqual(r.lp?.notes, [['gen/generated.js', 'skipped', 'no such file on disk to hash']]);
+});
+
+test('an app started through a symlinked directory (current → release) is still the app', async (t) => {
+  const p = tmpProject({
+    'release-1/package.json': JSON.stringify({ name: 'deployed' }),
+    'release-1/main.js': `require('./lib.js');\n${REPORT}`,
+    'release-1/lib.js': `exports.f = function f() {};\n`,
+  });
+  t.after(p.cleanup);
+  symlinkSync(join(p.dir, 'release-1'), join(p.dir, 'current'));
+  const r = await runApp(p.dir, ['current/main.js']);
+  assert.equal(r.code, 0, r.err);
+  assert.deepEqual(r.lp?.modules, ['deployed/main.js', 'deployed/lib.js']);
 });
