@@ -3,11 +3,12 @@
 import { LivepatchError } from '../errors.js';
 import type { ModuleInstance } from './registry.js';
 import type { RingLog } from './log.js';
+import { CallbackRunner } from './callbacks.js';
 import { pushEntry, removeEntry, resolveEntry, type Entry, type Func } from './patch.js';
+import { getPrevState, isCompatible } from './state.js';
 import {
   PROCESS_OBJECT,
   validatePatchSpec,
-  type CallbackContext,
   type Callbacks,
   type PatchSpec,
   type StateRecord,
@@ -66,6 +67,7 @@ export class Core {
   target: Universe = PATCHED;
   transitionStartedAt = 0;
   private readonly waiters = new Set<() => void>();
+  private readonly cb: CallbackRunner;
   private completionScheduled = false;
 
   constructor(
@@ -74,6 +76,7 @@ export class Core {
     readonly instances: () => readonly ModuleInstance[],
   ) {
     tasks.onOldTaskEnd = () => this.scheduleTryComplete();
+    this.cb = new CallbackRunner(log, (id) => this.getPrevState(id));
   }
 
   // --- registration and enabling -----------------------------------------------------------------
@@ -128,7 +131,7 @@ export class Core {
       );
     }
     if (p.enabled) throw new LivepatchError('EINVAL', `patch '${p.name}' is already enabled`);
-    if (!this.isCompatible(p)) {
+    if (!isCompatible(this.active, p)) {
       this.log.write(
         `livepatch: Livepatch patch (${p.name}) is not compatible with the already installed livepatches.`,
       );
@@ -155,7 +158,7 @@ export class Core {
     this.initTransition(p, PATCHED);
     for (const { obj, inst, entries } of plan) {
       const oi: ObjInst = { inst, entries, postUnpatchEnabled: false };
-      const veto = this.prePatch(p, obj, oi, 'live');
+      const veto = this.cb.prePatch(p, obj, oi, 'live');
       if (veto !== undefined) {
         this.log.write(`livepatch: pre-patch callback failed for object '${obj.name}'`);
         this.log.write(`livepatch: failed to enable patch '${p.name}'`);
@@ -254,8 +257,7 @@ export class Core {
       );
     if (!p.enabled) throw new LivepatchError('EINVAL', `patch '${p.name}' is already disabled`);
     this.initTransition(p, UNPATCHED);
-    for (const obj of p.objects)
-      for (const oi of obj.applied) this.callback(p, obj, oi, 'preUnpatch', 'live');
+    for (const obj of p.objects) for (const oi of obj.applied) this.cb.run(p, obj, oi, 'preUnpatch', 'live');
     this.startTransition();
     p.enabled = false;
     this.tryCompleteTransition();
@@ -360,8 +362,8 @@ export class Core {
     this.tasks.endTransition();
     for (const obj of p.objects) {
       for (const oi of obj.applied) {
-        if (patching) this.callback(p, obj, oi, 'postPatch', 'live');
-        else this.postUnpatch(p, obj, oi, 'live');
+        if (patching) this.cb.run(p, obj, oi, 'postPatch', 'live');
+        else this.cb.postUnpatch(p, obj, oi, 'live');
       }
       if (!patching) obj.applied = [];
     }
@@ -432,7 +434,7 @@ export class Core {
       const oi: ObjInst = { inst, entries, postUnpatchEnabled: false };
       if (failure === undefined) {
         this.log.write(`livepatch: applying patch '${p.name}' to loading module '${inst.id}'`);
-        const veto = this.prePatch(p, obj, oi, 'coming');
+        const veto = this.cb.prePatch(p, obj, oi, 'coming');
         if (veto !== undefined) {
           this.log.write(`livepatch: pre-patch callback failed for object '${inst.id}'`);
           failure = veto;
@@ -451,17 +453,17 @@ export class Core {
       for (const e of entries) pushEntry(e);
       obj.applied.push(oi);
       done.push({ p, obj, oi });
-      if (p !== this.transitionPatch) this.callback(p, obj, oi, 'postPatch', 'coming');
+      if (p !== this.transitionPatch) this.cb.run(p, obj, oi, 'postPatch', 'coming');
     }
   }
 
   /** klp_cleanup_module_patches_limited for one instance whose load is refused. */
   private revertInstance(p: Patch, obj: PatchObject, oi: ObjInst): void {
-    if (p !== this.transitionPatch) this.callback(p, obj, oi, 'preUnpatch', 'coming');
+    if (p !== this.transitionPatch) this.cb.run(p, obj, oi, 'preUnpatch', 'coming');
     this.log.write(`livepatch: reverting patch '${p.name}' on unloading module '${obj.name}'`);
     for (const e of oi.entries) removeEntry(e);
     obj.applied = obj.applied.filter((x) => x !== oi);
-    this.postUnpatch(p, obj, oi, 'coming');
+    this.cb.postUnpatch(p, obj, oi, 'coming');
   }
 
   private unpatchObject(obj: PatchObject): void {
@@ -469,97 +471,8 @@ export class Core {
     obj.applied = [];
   }
 
-  // --- callbacks (core.h's gating) ---------------------------------------------------------------
-
-  private context(
-    p: Patch,
-    obj: PatchObject,
-    oi: ObjInst,
-    moduleState: CallbackContext['moduleState'],
-  ): CallbackContext {
-    return {
-      object: obj.name,
-      patch: p.name,
-      moduleState,
-      bindings: oi.inst?.bindings ?? {},
-      log: (line: string) => this.log.write(`${p.name}: ${line}`),
-      getState: (id: number) => p.states.find((s) => s.id === id),
-      getPrevState: (id: number) => this.getPrevState(id),
-    };
-  }
-
-  /** Runs pre-patch; returns the reason of a veto, or undefined. Sets postUnpatchEnabled as core.h does. */
-  private prePatch(
-    p: Patch,
-    obj: PatchObject,
-    oi: ObjInst,
-    state: CallbackContext['moduleState'],
-  ): string | undefined {
-    const cb = obj.callbacks.prePatch;
-    let veto: string | undefined;
-    if (cb !== undefined) {
-      try {
-        const r = cb(this.context(p, obj, oi, state));
-        if (r === false) veto = 'the callback returned false';
-        else if (typeof r === 'number' && r !== 0) veto = `the callback returned ${r}`;
-      } catch (e) {
-        veto = (e as Error)?.message ?? String(e);
-      }
-    }
-    oi.postUnpatchEnabled = veto === undefined;
-    return veto;
-  }
-
-  private postUnpatch(p: Patch, obj: PatchObject, oi: ObjInst, state: CallbackContext['moduleState']): void {
-    if (!oi.postUnpatchEnabled) return;
-    this.callback(p, obj, oi, 'postUnpatch', state);
-    oi.postUnpatchEnabled = false;
-  }
-
-  private callback(
-    p: Patch,
-    obj: PatchObject,
-    oi: ObjInst,
-    which: 'postPatch' | 'preUnpatch' | 'postUnpatch',
-    state: CallbackContext['moduleState'],
-  ): void {
-    const cb = obj.callbacks[which];
-    if (cb === undefined) return;
-    try {
-      cb(this.context(p, obj, oi, state));
-    } catch (e) {
-      // Only pre-patch can refuse; a failure here is reported and the operation goes on.
-      this.log.write(
-        `livepatch: '${p.name}': ${which} callback failed for object '${obj.name}': ${(e as Error)?.message ?? String(e)}`,
-      );
-    }
-  }
-
-  // --- system states (state.c) -------------------------------------------------------------------
-
-  /** klp_is_patch_compatible: a replace patch must carry every existing state; versions never go down. */
-  private isCompatible(p: Patch): boolean {
-    for (const q of this.active) {
-      if (q === p) continue;
-      for (const old of q.states) {
-        const mine = p.states.find((s) => s.id === old.id);
-        if (mine === undefined) {
-          if (p.replace) return false;
-        } else if (mine.version < old.version) return false;
-      }
-    }
-    return true;
-  }
-
-  /** klp_get_prev_state: the newest state with that id among active patches older than the transition patch. */
+  /** klp_get_prev_state, for callbacks (state.ts). */
   getPrevState(id: number): StateRecord | undefined {
-    const tp = this.transitionPatch;
-    if (tp === undefined) return undefined;
-    let found: StateRecord | undefined;
-    for (const q of this.active) {
-      if (q === tp) break;
-      found = q.states.find((s) => s.id === id) ?? found;
-    }
-    return found;
+    return getPrevState(this.active, this.transitionPatch, id);
   }
 }
