@@ -2,7 +2,7 @@
 // Plain data, because on Node 20 it is handed to the hooks thread.
 import { existsSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, isAbsolute, join, sep } from 'node:path';
+import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { warn } from './log.js';
 import { findAnyPackageRoot, findNamedPackage, readPackageJson } from './module-id.js';
@@ -82,8 +82,8 @@ function packageRules(appRoot: string): InstrumentRule[] {
 
 function cacheDirFor(appRoot: string, env: NodeJS.ProcessEnv): { dir: string | null; shared: boolean } {
   const forced = env.LIVEPATCH_CACHE_DIR;
-  if (forced === 'off' || env.LIVEPATCH_CACHE === 'off') return { dir: null, shared: false };
-  if (forced !== undefined && forced !== '') return { dir: forced, shared: false };
+  if (forced === 'off') return { dir: null, shared: false };
+  if (forced !== undefined && forced !== '') return { dir: resolve(forced), shared: false };
   // Beside the app's other tool caches (babel, eslint…) when it has node_modules; never create node_modules.
   if (existsSync(join(appRoot, 'node_modules'))) {
     return { dir: join(appRoot, 'node_modules', '.cache', 'livepatch'), shared: false };
