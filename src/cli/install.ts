@@ -1,5 +1,13 @@
 // install / uninstall: the directory of patches every process loads at start-up (like kpatch install).
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { basename, join } from 'node:path';
 import { checkPrivateDir, installDir } from '../control/paths.js';
 import { lstatSync } from 'node:fs';
@@ -44,9 +52,11 @@ export function install(o: Options, io: Io, file: string): number {
   checkLocally(bytes, signature, file);
   const dir = installDir();
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  checkPrivateDir(dir, lstatSync(dir));
-  copyFileSync(file, join(dir, name));
-  if (signature !== undefined) copyFileSync(`${file}.sig`, join(dir, `${name}.sig`));
+  checkPrivateDir(dir, lstatSync(dir), undefined, true);
+  // Written, not copied: the file's bytes are the ones checked above, and its mode is ours (0600), not the source's.
+  writeFileSync(join(dir, name), bytes, { mode: 0o600 });
+  chmodSync(join(dir, name), 0o600);
+  if (signature !== undefined) writeFileSync(join(dir, `${name}.sig`), signature, { mode: 0o600 });
   else if (existsSync(join(dir, `${name}.sig`))) unlinkSync(join(dir, `${name}.sig`));
   if (o.json) io.out(JSON.stringify({ installed: join(dir, name), signed: signature !== undefined }));
   else

@@ -140,7 +140,9 @@ async function loadInstalled(state: ControlState, env: NodeJS.ProcessEnv): Promi
   let patches;
   try {
     ensureReadablePrivate(dir);
-    patches = readInstalled(dir);
+    const found = readInstalled(dir);
+    for (const r of found.refused) warn(`installed patch '${r.file}' skipped: ${r.reason}`);
+    patches = found.patches;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
       warn(`installed patches not loaded: ${(e as Error).message}`);
@@ -155,8 +157,8 @@ async function loadInstalled(state: ControlState, env: NodeJS.ProcessEnv): Promi
   }
 }
 
-/** The install directory must be as private as the control directory: it holds code we will run. */
+/** The install directory holds code we will run: ours or root's, and writable by nobody else. */
 function ensureReadablePrivate(dir: string): void {
   // A missing directory throws ENOENT: nothing is installed, which is not worth a warning.
-  checkPrivateDir(dir, lstatSync(dir));
+  checkPrivateDir(dir, lstatSync(dir), undefined, true);
 }

@@ -1,9 +1,10 @@
 // How a patch's code gets into the process: bytes received → signature checked → private copy → import.
-import { readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { KeyObject } from 'node:crypto';
 import { LivepatchError } from '../errors.js';
+import { checkTrustedFile } from './paths.js';
 import { sha256, verifySource } from './trust.js';
 
 /** How long a patch module may take to import (`LIVEPATCH_IMPORT_TIMEOUT_MS`, default 10 s). */
@@ -113,18 +114,31 @@ function removeQuietly(path: string): void {
   } catch {}
 }
 
-/** The installed patches in `dir` (`*.js`, `*.mjs`, in name order) with their detached signatures. */
-export function readInstalled(dir: string): ReceivedPatch[] {
-  return readdirSync(dir)
-    .filter((f) => /\.(m?js)$/.test(f))
-    .sort()
-    .map((f) => {
+/**
+ * The installed patches in `dir` (`*.js`, `*.mjs`, in name order) with their detached signatures, and the
+ * files refused because someone other than this user (or root) could have written them.
+ */
+export function readInstalled(dir: string): {
+  patches: ReceivedPatch[];
+  refused: { file: string; reason: string }[];
+} {
+  const patches: ReceivedPatch[] = [];
+  const refused: { file: string; reason: string }[] = [];
+  for (const f of readdirSync(dir)
+    .filter((x) => /\.m?js$/.test(x))
+    .sort()) {
+    try {
+      checkTrustedFile(join(dir, f), lstatSync(join(dir, f)));
       let signature: string | undefined;
       try {
         signature = readFileSync(join(dir, `${f}.sig`), 'utf8');
       } catch {}
-      return { bytes: readFileSync(join(dir, f)), file: f, signature };
-    });
+      patches.push({ bytes: readFileSync(join(dir, f)), file: f, signature });
+    } catch (e) {
+      refused.push({ file: f, reason: errorText(e) });
+    }
+  }
+  return { patches, refused };
 }
 
 /**

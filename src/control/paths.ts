@@ -45,22 +45,41 @@ export function ensurePrivateDir(dir: string): void {
   checkPrivateDir(dir, lstatSync(dir));
 }
 
-/** The pure part of ensurePrivateDir, for tests: `st` is the lstat of `dir`. */
+/**
+ * The pure part of ensurePrivateDir, for tests: `st` is the lstat of `dir`. With `trustRoot`, a directory
+ * owned by root is accepted too (an install directory an administrator prepared: root can patch anyway).
+ */
 export function checkPrivateDir(
   dir: string,
   st: Pick<Stats, 'isDirectory' | 'uid' | 'mode'>,
   me = uid(),
+  trustRoot = false,
 ): void {
   if (!st.isDirectory()) throw new LivepatchError('EPERM', `'${dir}' is not a directory (a symlink?)`);
-  if (st.uid !== me)
-    throw new LivepatchError('EPERM', `'${dir}' is owned by uid ${st.uid}, not by this user (uid ${me})`, {
+  checkOwnerAndMode(dir, st, me, trustRoot);
+}
+
+/** A file we will run: a regular file (not a symlink), owned by us (or root), writable by nobody else. */
+export function checkTrustedFile(file: string, st: Pick<Stats, 'isFile' | 'uid' | 'mode'>, me = uid()): void {
+  if (!st.isFile()) throw new LivepatchError('EPERM', `'${file}' is not a regular file (a symlink?)`);
+  checkOwnerAndMode(file, st, me, true);
+}
+
+function checkOwnerAndMode(
+  path: string,
+  st: Pick<Stats, 'uid' | 'mode'>,
+  me: number,
+  trustRoot: boolean,
+): void {
+  if (st.uid !== me && !(trustRoot && st.uid === 0))
+    throw new LivepatchError('EPERM', `'${path}' is owned by uid ${st.uid}, not by this user (uid ${me})`, {
       owner: st.uid,
       uid: me,
     });
   if ((st.mode & 0o022) !== 0)
     throw new LivepatchError(
       'EPERM',
-      `'${dir}' is writable by group or others (mode ${(st.mode & 0o777).toString(8)}); run 'chmod 700 ${dir}'`,
+      `'${path}' is writable by group or others (mode ${(st.mode & 0o777).toString(8)}); run 'chmod go-w ${path}'`,
       { mode: st.mode & 0o777 },
     );
 }

@@ -1,6 +1,6 @@
 // End-to-end: keygen, sign, enforcing mode (CLI check and the process's own check), install at start-up, run.
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ControlClient } from '../../src/control/client.js';
@@ -93,6 +93,10 @@ test('installed patches load at start-up; a bad one is skipped with a warning; r
   assert.match(inst.stdout, /installed 'fix-price\.js' in .*installed/);
   assert.equal(statSync(lp.installDir).mode & 0o777, 0o700);
   assert.equal((await cli(lp, ['install', fixture('cli/patches/throws.js')])).code, 0);
+  assert.equal(statSync(join(lp.installDir, 'fix-price.js')).mode & 0o777, 0o600);
+  // A file planted with a mode that lets others rewrite it is not run.
+  writeFileSync(join(lp.installDir, 'planted.js'), readFileSync(fixture('cli/patches/later-module.js')));
+  chmodSync(join(lp.installDir, 'planted.js'), 0o666);
   assert.equal((await cli(lp, ['install', '/nonexistent/x.js'])).code, 1);
 
   const run = spawnNode(
@@ -108,6 +112,10 @@ test('installed patches load at start-up; a bad one is skipped with a warning; r
     run.stderr(),
     /livepatch: warning: installed patch 'throws\.js' skipped: patch 'throws\.js' failed to import/,
   );
+  assert.match(
+    run.stderr(),
+    /livepatch: warning: installed patch 'planted\.js' skipped: '.*planted\.js' is writable by group or others \(mode 666\)/,
+  );
   const ps = JSON.parse((await cli(lp, ['ps', '--json'])).stdout);
   assert.equal(ps.processes[0].name, 'shop');
   assert.deepEqual(ps.processes[0].patches, ['fix-price']);
@@ -115,7 +123,7 @@ test('installed patches load at start-up; a bad one is skipped with a warning; r
   assert.match(status.stdout, /\(installed patch\)/);
   assert.match(
     (await cli(lp, ['list', '--name', 'shop'])).stdout,
-    /Installed patches \(.*\):\n {2}fix-price\.js\n {2}throws\.js/,
+    /Installed patches \(.*\):\n {2}fix-price\.js\n {2}planted\.js\n {2}throws\.js/,
   );
 
   const un = await cli(lp, ['uninstall', 'fix-price.js']);

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { encodeFrame, FrameDecoder, MAX_FRAME } from '../../src/control/frame.js';
-import { checkPrivateDir, controlDir } from '../../src/control/paths.js';
+import { checkPrivateDir, checkTrustedFile, controlDir } from '../../src/control/paths.js';
 import { checkPatchName, fixesOf } from '../../src/control/patches.js';
 import { generateKeys, parseSignature, signSource, verifySource } from '../../src/control/trust.js';
 import { createPublicKey } from 'node:crypto';
@@ -68,6 +68,27 @@ test('checkPrivateDir refuses what another user could write into', () => {
     if (err === null) assert.doesNotThrow(() => checkPrivateDir('/d', st, 1000), what);
     else assert.throws(() => checkPrivateDir('/d', st, 1000), { code: 'EPERM', message: err }, what);
   }
+  // An install directory an administrator prepared (root's, 0755) is trusted for reading; a third user's is not.
+  assert.doesNotThrow(() => checkPrivateDir('/d', dir(0o755, 0), 1000, true));
+  assert.throws(() => checkPrivateDir('/d', dir(0o755, 1001), 1000, true), { code: 'EPERM' });
+  assert.throws(() => checkPrivateDir('/d', dir(0o775, 0), 1000, true), { code: 'EPERM' });
+});
+
+test("checkTrustedFile: a regular file, ours or root's, writable by nobody else", () => {
+  const file = (mode: number, uid: number, isFile = true) => ({
+    isFile: () => isFile,
+    mode: 0o100000 | mode,
+    uid,
+  });
+  assert.doesNotThrow(() => checkTrustedFile('/f', file(0o600, 1000), 1000));
+  assert.doesNotThrow(() => checkTrustedFile('/f', file(0o644, 0), 1000));
+  assert.throws(() => checkTrustedFile('/f', file(0o666, 1000), 1000), {
+    message: /writable by group or others/,
+  });
+  assert.throws(() => checkTrustedFile('/f', file(0o600, 1001), 1000), { message: /owned by uid 1001/ });
+  assert.throws(() => checkTrustedFile('/f', file(0o600, 1000, false), 1000), {
+    message: /not a regular file/,
+  });
 });
 
 test('patch names: [a-z0-9_-] only, no path tricks', () => {
