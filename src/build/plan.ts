@@ -323,6 +323,16 @@ class Planner {
         `patched '${who}' uses private member '#${String(priv.name)}'`,
         'a patch is outside the class and cannot reach #private members: patch a public method that calls a helper, or make the member non-private in the next release and restart',
       );
+    const evalCall = anyNode(
+      fn,
+      (x) => x.type === 'CallExpression' && x.callee.type === 'Identifier' && x.callee.name === 'eval',
+    );
+    if (evalCall)
+      this.refuse(
+        evalCall,
+        `patched '${who}' calls 'eval'`,
+        "direct eval in a replacement sees the patch's scope, not the module's: write the replacement by hand",
+      );
     const isCtor = kind === 'constructor' || nf.sym.kind === 'constructor';
     const ctorClass = isCtor && nf.member ? this.classOf(nf.member) : null;
     if (isCtor && ctorClass === null)

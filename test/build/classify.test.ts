@@ -175,6 +175,11 @@ const refused: { name: string; refusals: string[]; remedy: RegExp }[] = [
     remedy: /shadow variable/,
   },
   {
+    name: 'eval',
+    refusals: ["lib.js:3: patched 'run' calls 'eval'"],
+    remedy: /write the replacement by hand/,
+  },
+  {
     name: 'notrace',
     refusals: ["lib.js:2: changed function 'hot', which cannot be patched (notrace)"],
     remedy: /remove its notrace mark/,
