@@ -43,7 +43,11 @@ export async function installLoader(
     const { port1, port2 } = new MessageChannel();
     port1.on('message', note);
     port1.unref(); // notes must never keep the app alive
-    const data: AsyncHooksData = { config, port: port2 };
+    // The hooks thread uses the cache only if this thread could open it: a bad cache dir is warned about once.
+    const data: AsyncHooksData = {
+      config: { ...config, cacheDir: ctx.cache === null ? null : config.cacheDir },
+      port: port2,
+    };
     nodeModule.register(new URL('./hooks-async.js', import.meta.url), { data, transferList: [port2] });
   }
   installCompileHook(ctx, kind !== 'sync');

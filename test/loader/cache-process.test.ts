@@ -1,6 +1,6 @@
 // The on-disk cache seen from real processes: cold then warm start, a damaged entry, processes starting together.
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, readdirSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { tmpProject } from '../helpers.js';
@@ -54,6 +54,18 @@ test('LIVEPATCH_CACHE_DIR=off instruments without writing a cache', async (t) =>
   assert.equal(r.lp?.modules.length, 3);
   assert.match(r.err, /cache 'off'/);
   assert.ok(!existsSync(join(p.dir, '.lp-run/cache')));
+});
+
+test('an unusable cache directory is one warning; modules are still instrumented', async (t) => {
+  const p = project();
+  t.after(p.cleanup);
+  writeFileSync(join(p.dir, 'not-a-dir'), '');
+  const r = await runApp(p.dir, ['main.mjs'], { LIVEPATCH_CACHE_DIR: join(p.dir, 'not-a-dir') });
+  assert.equal(r.code, 0, r.err);
+  assert.deepEqual(r.warnings, [
+    `livepatch: cannot use cache directory '${join(p.dir, 'not-a-dir')}' (ENOTDIR); instrumenting without a cache`,
+  ]);
+  assert.equal(r.lp?.modules.length, 3);
 });
 
 test('processes starting together on an empty cache all run instrumented and leave whole entries', async (t) => {
