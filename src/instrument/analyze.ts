@@ -507,6 +507,14 @@ export class Analyzer {
           for (const owner of this.paramOwners) owner.paramRefs?.add('eval');
         }
         this.expr(e.callee);
+        if (isKeepNames(e)) {
+          // esbuild's keep-names wrapper (tsx output): `const add = __name((a, b) => a + b, "add")`. The function
+          // takes the name it would have had without the wrapper, so a .ts file names its functions as a .js does.
+          // No SELF through it: what `__name` returns is up to whoever defined it.
+          this.expr(e.arguments[0], { name: hint?.name ?? e.arguments[1].value }, head);
+          this.expr(e.arguments[1]);
+          break;
+        }
         for (const a of e.arguments) this.expr(a);
         break;
       case 'SequenceExpression':
@@ -531,6 +539,21 @@ export class Analyzer {
         break;
     }
   }
+}
+
+/** `__name(<function or class>, "<name>")`, esbuild's keep-names helper. */
+function isKeepNames(call: N): boolean {
+  if (call.type !== 'CallExpression' || call.callee.type !== 'Identifier' || call.callee.name !== '__name')
+    return false;
+  const [target, name] = call.arguments;
+  return (
+    call.arguments.length === 2 &&
+    (target.type === 'ArrowFunctionExpression' ||
+      target.type === 'FunctionExpression' ||
+      target.type === 'ClassExpression') &&
+    name.type === 'Literal' &&
+    typeof name.value === 'string'
+  );
 }
 
 /** How SELF reaches a class member: `.total` / `["a-b"]` / `[Symbol.iterator]`, and the key as an expression. */

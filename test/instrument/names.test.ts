@@ -97,6 +97,26 @@ const cases: { title: string; source: string; names: string[]; format?: ModuleFo
     names: ['K.prototype.m', '<anonymous>[1].prototype.n', 'a', 'f', 'f>cb', 'pick'],
   },
   {
+    title: 'tsx/esbuild keep-names output names functions as the .ts source does',
+    source: `var __name = (target, value) => target;
+      function greet(name) { return name; } __name(greet, "greet");
+      const add = __name((a, b) => a + b, "add");
+      const handlers = { list() { return []; }, remove: __name((id) => id, "remove") };
+      class Cart { static { __name(this, "Cart"); } total() { return 1; } static make = __name(() => new Cart(), "make"); }
+      setTimeout(() => {}, 1);`,
+    names: [
+      '__name',
+      'greet',
+      'add',
+      'handlers.list',
+      'handlers.remove',
+      'Cart.prototype.total',
+      'Cart.make',
+      '<anonymous>[1]',
+    ],
+    format: 'module',
+  },
+  {
     title: 'default exports',
     source: `export default function () {}
       export const x = () => {};`,
