@@ -2,15 +2,10 @@
 // disabling the patch brings the old behaviour back.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { buildPatch } from '../../src/build/index.js';
-import { cliEntry, fixture, registerEntry, spawnNode, tmpProject } from '../helpers.js';
-
-function cli(args: string[]): { status: number | null; out: string } {
-  const r = spawnSync(process.execPath, [cliEntry, ...args], { encoding: 'utf8', timeout: 30_000 });
-  return { status: r.status, out: `${r.stdout}${r.stderr}` };
-}
+import { cli, lpEnv } from '../control/harness.js';
+import { fixture, registerEntry, spawnNode, tmpProject } from '../helpers.js';
 
 test('build: a patch built from a source change runs in the running service, and disable undoes it', async (t) => {
   const work = tmpProject({});
@@ -26,7 +21,11 @@ test('build: a patch built from a source change runs in the running service, and
   assert.deepEqual(r.refusals, []);
   assert.equal(r.output, output);
 
-  const app = spawnNode(['--import', registerEntry, fixture('build/behaviour/old/server.js')]);
+  // A private control directory, as the CLI tests use: nothing else on the host sees this service.
+  const lp = lpEnv(t);
+  const app = spawnNode(['--import', registerEntry, fixture('build/behaviour/old/server.js')], {
+    env: lp.env,
+  });
   t.after(app.kill);
   const port = (await app.waitFor(/listening (\d+)/))[1];
   const run = async () =>
@@ -47,8 +46,8 @@ test('build: a patch built from a source change runs in the running service, and
   };
   assert.deepEqual(await run(), { ...old, count: 'c1', hits: 1, calls: 1 });
 
-  const load = cli(['load', output, '--pid', pid]);
-  assert.equal(load.status, 0, load.out);
+  const load = await cli(lp, ['load', output, '--pid', pid]);
+  assert.equal(load.code, 0, load.stdout + load.stderr);
   assert.deepEqual(await run(), {
     greet: 'hello, ann!', // new helper and new constant, from the patch
     valid: true, // the changed regular expression moved into the patch
@@ -65,7 +64,7 @@ test('build: a patch built from a source change runs in the running service, and
     made: [true, 'sq', 'v2', 4], // constructor of a derived class: same prototype, fields kept
   });
 
-  const disable = cli(['disable', 'shop-fix', '--pid', pid]);
-  assert.equal(disable.status, 0, disable.out);
+  const disable = await cli(lp, ['disable', 'shop-fix', '--pid', pid]);
+  assert.equal(disable.code, 0, disable.stdout + disable.stderr);
   assert.deepEqual(await run(), { ...old, count: 'c12', hits: 102, calls: 102 });
 });

@@ -7,8 +7,9 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, renameSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildPatch } from '../../src/build/index.js';
+import { cli, lpEnv } from '../control/harness.js';
 import { isLivepatchError } from '../../src/errors.js';
-import { cliEntry, registerEntry, repoRoot, spawnNode, tmpProject } from '../helpers.js';
+import { registerEntry, repoRoot, spawnNode, tmpProject } from '../helpers.js';
 
 const cacheDir = join(repoRoot, '.cache', 'build-npm');
 
@@ -65,11 +66,6 @@ const cases: Case[] = [
   },
 ];
 
-function cli(args: string[]): { status: number | null; out: string } {
-  const r = spawnSync(process.execPath, [cliEntry, ...args], { encoding: 'utf8', timeout: 30_000 });
-  return { status: r.status, out: `${r.stdout}${r.stderr}` };
-}
-
 for (const c of cases)
   test(`build: ${c.pkg} ${c.from} -> ${c.to}, built from npm, fixes a running service and disable un-fixes it`, async (t) => {
     const project = tmpProject({
@@ -116,9 +112,10 @@ server.listen(0, '127.0.0.1', () => console.log('listening ' + server.address().
     renameSync(join(modules, 'package'), join(modules, c.pkg));
     for (const d of c.deps) symlinkSync(join(repoRoot, 'node_modules', d), join(modules, d), 'dir');
 
+    const lp = lpEnv(t);
     const app = spawnNode(['--import', registerEntry, join(project.dir, 'server.js')], {
       cwd: project.dir,
-      env: { ...process.env, LIVEPATCH_INSTRUMENT: c.pkg },
+      env: { ...lp.env, LIVEPATCH_INSTRUMENT: c.pkg },
     });
     t.after(app.kill);
     const port = (await app.waitFor(/listening (\d+)/))[1];
@@ -131,12 +128,12 @@ server.listen(0, '127.0.0.1', () => console.log('listening ' + server.address().
     const normalBefore = await ask(c.normal);
     assert.equal((await ask(c.exploit)).exploited, true, 'the vulnerable version is exploitable');
 
-    const load = cli(['load', output, '--pid', String(app.proc.pid)]);
-    assert.equal(load.status, 0, load.out);
+    const load = await cli(lp, ['load', output, '--pid', String(app.proc.pid)]);
+    assert.equal(load.code, 0, load.stdout + load.stderr);
     assert.equal((await ask(c.exploit)).exploited, false, 'the patched service is not');
     assert.deepEqual(await ask(c.normal), normalBefore, 'normal input behaves the same');
 
-    const disable = cli(['disable', r.name, '--pid', String(app.proc.pid)]);
-    assert.equal(disable.status, 0, disable.out);
+    const disable = await cli(lp, ['disable', r.name, '--pid', String(app.proc.pid)]);
+    assert.equal(disable.code, 0, disable.stdout + disable.stderr);
     assert.equal((await ask(c.exploit)).exploited, true, 'disabling the patch brings the exploit back');
   });
