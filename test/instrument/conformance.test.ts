@@ -256,6 +256,34 @@ describe('instrument: CommonJS conformance (forms.cjs)', () => {
     assert.deepEqual(early.next(), { value: 7, done: false });
   });
 
+  it('class constructors forward through Reflect.construct with new.target (and #private brands are lost)', () => {
+    const mod = m.instrumented;
+    const undo = fillSlot(
+      m.reg,
+      m.table,
+      'Cart',
+      () =>
+        class {
+          v: unknown;
+          constructor(v: unknown) {
+            this.v = `new ${String(v)}`;
+          }
+        },
+    );
+    try {
+      const c = new mod.Cart(1, 2);
+      assert.equal(c.v, 'new 1');
+      assert.ok(c instanceof mod.Cart, 'the prototype comes from new.target');
+      assert.equal(c.hello(), 'base new 1 cart');
+      assert.throws(() => c.total(), TypeError, 'the original #private brand was never installed');
+      const Sub = class extends (mod.Cart as new (...a: unknown[]) => object) {};
+      assert.ok(new Sub(3) instanceof Sub, 'a subclass constructor reaches it through super()');
+    } finally {
+      undo();
+    }
+    assert.equal(new mod.Cart(1, 2).total(), 2);
+  });
+
   it('arrows with moved parameters forward the arguments as received', () => {
     let received: unknown[] = [];
     const undo = fillSlot(m.reg, m.table, 'destr', () => (...a: unknown[]) => {
