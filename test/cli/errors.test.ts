@@ -105,7 +105,7 @@ test('a stalled transition: exit 3 with the stalled tasks and what to do; it com
   const app = await startApp(t, lp);
   const pid = ['--pid', String(app.pid)];
   const slow = get(app.port, '/slow');
-  await new Promise((r) => setTimeout(r, 200));
+  await app.child.waitFor(/held #1/);
   const r = await cli(lp, ['load', patch('fix-price.js'), ...pid, '--timeout', '0.5']);
   assert.equal(r.code, 3, r.stdout + r.stderr);
   assert.match(
@@ -149,7 +149,7 @@ test('a stalled transition: exit 3 with the stalled tasks and what to do; it com
 
   // Stall the way back, then force it.
   const slow2 = get(app.port, '/slow');
-  await new Promise((res) => setTimeout(res, 200));
+  await app.child.waitFor(/held #2/);
   const d = await cli(lp, ['unload', 'fix-price', ...pid, '--timeout', '0.3', '--json']);
   assert.equal(d.code, 3);
   assert.equal(JSON.parse(d.stdout).stalled.length, 1);
