@@ -37,7 +37,15 @@ function analyze(source: string, format: ModuleFormat, file: string): Analyzed {
         identifier: e.identifier,
       });
     }
-    throw e;
+    // Anything else is a bug here or an AST too deep to walk: still one error code for the loader to act on.
+    throw new LivepatchError(
+      'EINSTRUMENT',
+      `cannot instrument '${file}': ${(e as Error).message}`,
+      { file },
+      {
+        cause: e,
+      },
+    );
   }
   const lineStarts = parsed.lineStarts;
   for (const f of analysis.funcs) {
