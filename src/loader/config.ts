@@ -27,6 +27,8 @@ export interface LoaderConfig {
   cacheDir: string | null;
   /** True when cacheDir is our own per-user default under tmp, which must be checked for ownership. */
   cacheDirShared: boolean;
+  /** Append a source map to plain JavaScript too (not only to code that came with one): --enable-source-maps. */
+  inlineMaps: boolean;
 }
 
 // dist/src/loader/config.js → the package root is three levels up.
@@ -106,5 +108,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoaderConfig {
     ],
     cacheDir: cache.dir,
     cacheDirShared: cache.shared,
+    inlineMaps: process.sourceMapsEnabled,
   };
 }

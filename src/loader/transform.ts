@@ -43,7 +43,10 @@ function instrumentFresh(
   const inputMap: SourceMapV3 | undefined = unwrapped !== undefined ? unwrapped.map : taken.map;
   const out = ctx.instrumenter.instrument(input, { id, hash, file, format, inputMap });
   const [code, map] = unwrapped !== undefined ? unwrapped.wrap(out.code, out.map) : [out.code, out.map];
-  return withInlineMap(code, map);
+  // Plain JavaScript keeps its lines without a map (only columns move on instrumented lines), and a map is
+  // about as big as the code it describes and kept in memory with it: appended only when Node will use it.
+  // A transpiler's map is always carried on, composed, since without it positions would be the transpiler's.
+  return inputMap !== undefined || ctx.config.inlineMaps ? withInlineMap(code, map) : code;
 }
 
 /** Why a module run through Node's own type stripping is not instrumented. */
@@ -93,7 +96,15 @@ export function transformModule(
       return source;
     }
     hash = contentHash(bytes);
-    const key = cacheKey([ctx.instrumenter.version, id, file, format, hash, contentHash(source)]);
+    const key = cacheKey([
+      ctx.instrumenter.version,
+      id,
+      file,
+      format,
+      hash,
+      contentHash(source),
+      ctx.config.inlineMaps ? 'map' : 'nomap',
+    ]);
     const cached = ctx.cache?.get(key);
     if (cached !== undefined) {
       debug(`'${id}': cache hit`);

@@ -1,6 +1,6 @@
 // The on-disk cache seen from real processes: cold then warm start, a damaged entry, processes starting together.
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { tmpProject } from '../helpers.js';
@@ -29,6 +29,8 @@ test('a second start takes every module from the cache; a damaged entry is rebui
   const dir = join(p.dir, '.lp-run/cache/v1');
   const entries = readdirSync(dir);
   assert.equal(entries.length, 3);
+  // Without --enable-source-maps, plain JavaScript carries no inline source map.
+  for (const e of entries) assert.ok(!readFileSync(join(dir, e), 'utf8').includes('sourceMappingURL'), e);
 
   const warm = await runApp(p.dir, ['main.mjs'], debug);
   assert.equal(warm.code, 0, warm.err);

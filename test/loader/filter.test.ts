@@ -83,6 +83,7 @@ test('decide: defaults, package.json list then env, last rule wins, never livepa
     ],
     cacheDir: null,
     cacheDirShared: false,
+    inlineMaps: false,
   });
   const yes = (file: string, c: LoaderConfig) =>
     decide(join(p.dir, file), moduleIdentity(join(p.dir, file)), c).instrument;

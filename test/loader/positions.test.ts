@@ -15,19 +15,35 @@ const sha = (text: string) => createHash('sha256').update(text).digest('hex');
 const libTs = `interface Item {\n  n: number;\n}\nexport function total(items: Item[]): number {\n  let sum: number = 0;\n  if (items.length === 0) throw new Error('empty');\n  for (const i of items) sum += i.n;\n  return sum;\n}\n`;
 const mainTs = `import { total } from './lib.ts';\nconst items: { n: number }[] = [{ n: 2 }, { n: 3 }];\nconsole.log('total', total(items));\ntry {\n  total([]);\n} catch (e) {\n  console.log('at', (e as Error).stack?.split('\\n')[1]);\n}\n${REPORT}`;
 
-test('plain JavaScript: the line of a throw is the same with and without the loader', async (t) => {
+test('plain JavaScript: a throw has the same line with the loader, and the same column under source maps', async (t) => {
   const lib = `'use strict';\n\nfunction check(n) {\n  if (n < 0) {\n    throw new Error('negative');\n  }\n  return n;\n}\nmodule.exports = { check };\n`;
   const p = tmpProject({
     'package.json': JSON.stringify({ name: 'pos' }),
     'lib.js': lib,
-    'main.js': `const { check } = require('./lib.js');\ntry { check(-1); } catch (e) { console.log('at', e.stack.split('\\n')[1]); }\n${REPORT}`,
+    // The throw on line 1 is on the line that also receives the module header.
+    'main.js': `const { check } = require('./lib.js'); const f = () => { throw new Error('one'); };\ntry { check(-1); } catch (e) { console.log('at', e.stack.split('\\n')[1]); }\ntry { f(); } catch (e) { console.log('at', e.stack.split('\\n')[1]); }\n${REPORT}`,
   });
   t.after(p.cleanup);
+  const plain = await runApp(p.dir, ['main.js'], { LIVEPATCH_DISABLE: '1' });
+  const where = (out: string) =>
+    [...out.matchAll(/^at\s+at .*?([^/]+\.js):(\d+):(\d+)\)?$/gm)].map((m) => m.slice(1));
+  assert.deepEqual(
+    where(plain.out).map(([f, l]) => [f, l]),
+    [
+      ['lib.js', '5'],
+      ['main.js', '1'],
+    ],
+  );
   for (const flags of [[], ['--enable-source-maps']]) {
     const r = await runApp(p.dir, [...flags, 'main.js']);
     assert.equal(r.code, 0, r.err);
     assert.deepEqual(r.lp?.modules, ['pos/main.js', 'pos/lib.js']);
-    assert.match(r.out, /^at\s+at check \(.*\/lib\.js:5:\d+\)$/m, r.out);
+    const got = where(r.out);
+    assert.deepEqual(
+      flags.length === 0 ? got.map(([f, l]) => [f, l]) : got,
+      flags.length === 0 ? where(plain.out).map(([f, l]) => [f, l]) : where(plain.out),
+      r.out,
+    );
   }
 });
 
