@@ -3,15 +3,16 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { LivepatchError } from '../errors.js';
+import { isLivepatchError, LivepatchError } from '../errors.js';
 import { signSource } from '../control/trust.js';
+import { moduleIdentity } from '../loader/module-id.js';
 import { compareModule, type Change, type Refusal } from './compare.js';
 import { emitPatch, type EmitObject, type Manifest } from './emit.js';
 import { reachableFiles } from './entries.js';
 import { prepareTrees } from './inputs.js';
 import { planModule } from './plan.js';
 import { loadSymbolTable } from './symbols.js';
-import { listModules, loadSide, readModuleBytes } from './tree.js';
+import { listModules, readModuleBytes, startSide } from './tree.js';
 
 export interface BuildOptions {
   old?: string;
@@ -126,7 +127,7 @@ export async function buildPatch(o: BuildOptions): Promise<BuildResult> {
   if (!NAME_RE.test(name))
     throw new LivepatchError('EINVAL', `--name: '${name}' is not 1-64 characters of [a-z0-9_-]`);
   const log = o.log ?? (() => {});
-  const symbolTable = await loadSymbolTable();
+  await loadSymbolTable(); // fail early, before fetching anything, if the instrumenter is missing
   const trees = prepareTrees({
     ...o,
     cacheDir:
@@ -178,8 +179,37 @@ export async function buildPatch(o: BuildOptions): Promise<BuildResult> {
         continue;
       }
       compared++;
-      const oldSide = loadSide(oldAbs, rel, ob.bytes, ob.hash, symbolTable);
-      const newSide = loadSide(newAbs, rel, nb.bytes, nb.hash, symbolTable);
+      // Both versions at once: big modules are named in worker threads while this one parses.
+      const oldStart = startSide(oldAbs, rel, ob.bytes, ob.hash);
+      const newStart = startSide(newAbs, rel, nb.bytes, nb.hash);
+      let oldSide;
+      let newSide;
+      try {
+        oldSide = await oldStart.finish();
+        newSide = await newStart.finish();
+      } catch (e) {
+        if (!isLivepatchError(e) || e.code !== 'EINSTRUMENT') throw e;
+        await newStart.finish().catch(() => undefined);
+        // The target loads such a module as it is, without slots: nothing in it can be patched.
+        const id = moduleIdentity(oldAbs).id;
+        refusals.push({
+          module: id,
+          where: `${rel}:1`,
+          construct: `module cannot be instrumented (${e.message})`,
+          remedy:
+            'the target runs it without slots, so nothing in it can be live-patched; restart to update it',
+        });
+        modules.push({
+          id,
+          file: rel,
+          status: 'changed',
+          oldHash: ob.hash,
+          newHash: nb.hash,
+          funcs: [],
+          notes: [],
+        });
+        continue;
+      }
       const d = compareModule(oldSide, newSide, { ignoreLoadTime: o.ignoreLoadTime === true });
       const plan = planModule(d);
       const report: ModuleReport = {

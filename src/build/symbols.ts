@@ -1,9 +1,10 @@
 // The runtime's names for a module's functions (src/instrument's symbol table) tied to the builder's AST nodes.
-import { LivepatchError } from '../errors.js';
+import { Worker } from 'node:worker_threads';
+import { LivepatchError, type LivepatchErrorCode } from '../errors.js';
 import type { FuncSymbol, ModuleFormat, SymbolTable } from '../instrument/types.js';
 import { forEachChild, isFunctionNode, markTracked, type N } from './ast.js';
 
-type SymbolTableFn = (source: string, format: ModuleFormat) => SymbolTable;
+type SymbolTableFn = (source: string, format: ModuleFormat, file?: string) => SymbolTable;
 let symbolTableFn: SymbolTableFn | undefined;
 
 /**
@@ -75,5 +76,44 @@ export function locate(table: SymbolTable, program: N, file: string): LocatedFun
       );
     markTracked(node);
     return { sym, node, member: memberOf.get(node) ?? null };
+  });
+}
+
+/** Above this many characters a symbol table is computed in a worker thread (start-up costs ~30 ms). */
+const WORKER_THRESHOLD = 1_000_000;
+
+/**
+ * The symbol table of one module version: in a worker thread for big sources (started before this returns, so the
+ * caller can parse meanwhile), else at once. Rejects as symbolTable() throws (EINSTRUMENT for a module the instrumenter refuses).
+ */
+export function symbolTableAsync(source: string, format: ModuleFormat, file: string): Promise<SymbolTable> {
+  const fn = symbolTableFn;
+  if (fn === undefined) return loadSymbolTable().then((f) => f(source, format, file));
+  if (source.length < WORKER_THRESHOLD) {
+    try {
+      return Promise.resolve(fn(source, format, file));
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
+  }
+  // Started now, synchronously: the caller goes on to parse while the worker names.
+  return new Promise((resolve, reject) => {
+    const w = new Worker(new URL('./symbol-worker.js', import.meta.url), {
+      workerData: { source, format, file },
+    });
+    w.once('message', (m: { table?: SymbolTable; error?: { message: string; code?: string } }) => {
+      void w.terminate();
+      if (m.table) resolve(m.table);
+      else
+        reject(
+          new LivepatchError(
+            (m.error?.code as LivepatchErrorCode | undefined) ?? 'EBUILD',
+            m.error?.message ?? 'symbol table failed',
+          ),
+        );
+    });
+    w.once('error', (e) =>
+      reject(new LivepatchError('EBUILD', `cannot name functions of '${file}': ${e.message}`)),
+    );
   });
 }

@@ -5,9 +5,8 @@ import { contentHash, moduleIdentity, readPackageJson } from '../loader/module-i
 import type { ModuleFormat } from '../instrument/types.js';
 import { LineIndex, parseSource } from './ast.js';
 import type { ModuleSide } from './compare.js';
-import { locate } from './symbols.js';
+import { locate, symbolTableAsync } from './symbols.js';
 import { topLevel } from './toplevel.js';
-import type { SymbolTable } from '../instrument/types.js';
 
 const JS = /\.(c|m)?js$/;
 
@@ -107,29 +106,38 @@ export function readModuleBytes(abs: string): { bytes: Buffer; hash: string } {
   return { bytes, hash: contentHash(bytes) };
 }
 
-/** Parses and names one version of a module. Throws EBUILD (parse) or EINSTRUMENT (symbol table). */
-export function loadSide(
+/**
+ * Starts naming one version of a module (in a worker when big) and returns `finish`, which parses it on this
+ * thread and completes it. Start both versions before finishing either. `finish` throws EBUILD (parse) or
+ * EINSTRUMENT (symbol table).
+ */
+export function startSide(
   abs: string,
   rel: string,
   bytes: Buffer,
   hash: string,
-  symbolTable: (source: string, format: ModuleFormat, file?: string) => SymbolTable,
-): ModuleSide {
+): { finish: () => Promise<ModuleSide> } {
   const source = bytes.toString('utf8');
   const format = moduleFormat(abs);
-  const ast = parseSource(source, format, rel);
-  const symbols = symbolTable(source, format, rel);
+  const pending = symbolTableAsync(source, format, rel);
+  pending.catch(() => undefined); // observed in finish(); never an unhandled rejection meanwhile
   return {
-    file: abs,
-    rel,
-    id: moduleIdentity(abs).id,
-    hash,
-    format,
-    source,
-    ast,
-    lines: new LineIndex(source),
-    symbols,
-    funcs: locate(symbols, ast, rel),
-    top: topLevel(ast),
+    async finish() {
+      const ast = parseSource(source, format, rel);
+      const symbols = await pending;
+      return {
+        file: abs,
+        rel,
+        id: moduleIdentity(abs).id,
+        hash,
+        format,
+        source,
+        ast,
+        lines: new LineIndex(source),
+        symbols,
+        funcs: locate(symbols, ast, rel),
+        top: topLevel(ast),
+      };
+    },
   };
 }

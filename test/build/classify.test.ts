@@ -180,6 +180,13 @@ const refused: { name: string; refusals: string[]; remedy: RegExp }[] = [
     remedy: /write the replacement by hand/,
   },
   {
+    name: 'reserved',
+    refusals: [
+      "lib.js:1: module cannot be instrumented (cannot instrument 'lib.js': identifier '__lp$x' is reserved for livepatch)",
+    ],
+    remedy: /nothing in it can be live-patched/,
+  },
+  {
     name: 'notrace',
     refusals: ["lib.js:2: changed function 'hot', which cannot be patched (notrace)"],
     remedy: /remove its notrace mark/,
