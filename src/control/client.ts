@@ -48,7 +48,12 @@ export class ControlClient {
     return new Promise<ControlClient>((resolve, reject) => {
       const timer = setTimeout(() => {
         socket.destroy();
-        reject(new LivepatchError('ETIMEDOUT', `no answer from '${path}' within ${timeoutMs} ms`));
+        reject(
+          new LivepatchError(
+            'ETIMEDOUT',
+            `no answer from '${path}' within ${timeoutMs / 1000} s (is the process's event loop blocked, or the process stopped?)`,
+          ),
+        );
       }, timeoutMs);
       const onError = (e: NodeJS.ErrnoException) => {
         clearTimeout(timer);

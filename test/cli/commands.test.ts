@@ -167,6 +167,14 @@ test('--all, --name, implicit choice, and stale sockets of dead processes', asyn
   assert.equal((await get(a.port, '/')).body, '20');
   assert.equal((await get(b.port, '/')).body, '20');
 
+  // A stopped process (or one whose event loop is blocked) is listed as not answering, after a bounded wait.
+  process.kill(a.pid, 'SIGSTOP');
+  try {
+    assert.match((await cli(lp, ['ps'])).stdout, new RegExp(`${a.pid} +twin .*\\(not answering\\)`));
+  } finally {
+    process.kill(a.pid, 'SIGCONT');
+  }
+
   b.child.proc.kill('SIGKILL');
   await b.child.exited;
   const ps = JSON.parse((await cli(lp, ['ps', '--json'])).stdout);
