@@ -284,6 +284,50 @@ describe('instrument: CommonJS conformance (forms.cjs)', () => {
     assert.equal(new mod.Cart(1, 2).total(), 2);
   });
 
+  it('parameter initializers run before the check; the replacement gets the arguments as passed', () => {
+    const b = m.reg.bindings;
+    const start = b.inits as number;
+    let received: unknown[] = ['not called'];
+    const undo = fillSlot(
+      m.reg,
+      m.table,
+      'withInit',
+      () =>
+        function (...a: unknown[]) {
+          received = a;
+          return 'replaced';
+        },
+    );
+    try {
+      assert.equal(m.instrumented.withInit(), 'replaced');
+    } finally {
+      undo();
+    }
+    assert.equal(b.inits, start + 1, 'the default ran once, before the check');
+    assert.deepEqual(received, [], 'the replacement sees the call as made, not the evaluated default');
+  });
+
+  it('sloppy functions hand the replacement the this they saw (already coerced)', () => {
+    let seen: unknown;
+    const undo = fillSlot(
+      m.reg,
+      m.table,
+      'sloppyThis',
+      () =>
+        function (this: unknown) {
+          seen = this;
+          return 'replaced';
+        },
+    );
+    try {
+      const f = m.instrumented.sloppyThis as () => unknown;
+      assert.equal(f(), 'replaced');
+    } finally {
+      undo();
+    }
+    assert.equal(seen, globalThis);
+  });
+
   it('arrows with moved parameters forward the arguments as received', () => {
     let received: unknown[] = [];
     const undo = fillSlot(m.reg, m.table, 'destr', () => (...a: unknown[]) => {

@@ -204,4 +204,21 @@ const g = (x, ...rest) => rest;`;
     assert.equal(ex.f1233(), 1233);
     writeFileSync(join(project.dir, 'unused'), '');
   });
+
+  it('known limit: in an ESM cycle, a function called before its module evaluates meets __lp$m in its TDZ', async (t) => {
+    const a = "import { b } from './b.mjs';\nexport function a() { return 'a'; }\nexport { b };";
+    const b = "import { a } from './a.mjs';\nexport const b = a();";
+    const esm = (src: string, file: string) =>
+      instrument(src, { id: `p/${file}`, hash: '0', file, format: 'module' }).code;
+    const project = tmpProject({
+      'orig/a.mjs': a,
+      'orig/b.mjs': b,
+      'instr/a.mjs': esm(a, 'a.mjs'),
+      'instr/b.mjs': esm(b, 'b.mjs'),
+    });
+    t.after(project.cleanup);
+    const url = (p: string) => new URL(`file://${join(project.dir, p)}`).href;
+    assert.equal((await import(url('orig/a.mjs'))).b, 'a');
+    await assert.rejects(import(url('instr/a.mjs')), /__lp\$m/);
+  });
 });

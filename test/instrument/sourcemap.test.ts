@@ -94,6 +94,34 @@ describe('instrument: source maps', () => {
     }
   });
 
+  it('a stack trace from instrumented transpiled code points into the .ts under --enable-source-maps', async (t) => {
+    const tsSource = [
+      'type Why = string;',
+      'export const fail = (why: Why): never => {',
+      '  throw new Error(why);',
+      '};',
+      'try { fail("x"); } catch (e) { console.log((e as Error).stack); }',
+    ].join('\n');
+    const out = ts.transpileModule(tsSource, {
+      compilerOptions: { sourceMap: true, module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+      fileName: 'fail.ts',
+    });
+    const js = out.outputText.replace(/\n\/\/# sourceMappingURL=.*$/, '');
+    const project = tmpProject({ 'fail.ts': tsSource });
+    t.after(project.cleanup);
+    const file = join(project.dir, 'fail.mjs');
+    const inputMap = JSON.parse(out.sourceMapText as string) as SourceMapV3;
+    const r = instrument(js, { id: 'p/fail.mjs', hash: '0', file, format: 'module', inputMap });
+    const inline = Buffer.from(JSON.stringify(r.map)).toString('base64');
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(file, `${r.code}\n//# sourceMappingURL=data:application/json;base64,${inline}\n`);
+    const child = spawnNode(['--enable-source-maps', file]);
+    t.after(child.kill);
+    assert.equal(await child.exited, 0, child.stderr());
+    assert.match(child.stdout(), /fail\.ts:3:9\b/, child.stdout());
+    assert.match(child.stdout(), /fail\.ts:5:7\b/, child.stdout());
+  });
+
   it('gives the original line and column in stack traces under --enable-source-maps', async (t) => {
     const src = [
       "'use strict';",
