@@ -333,6 +333,18 @@ class Planner {
         `patched '${who}' calls 'eval'`,
         "direct eval in a replacement sees the patch's scope, not the module's: write the replacement by hand",
       );
+    if (!this.isStrict(fn)) {
+      // A patch is an ES module, so its code is strict: assigning an undeclared name throws there.
+      const sloppy = this.refsIn(fn.start, fn.end).find(
+        ([id, scope]) => scope === null && this.d.scopes.writes.has(id),
+      );
+      if (sloppy)
+        this.refuse(
+          sloppy[0],
+          `patched '${who}' assigns undeclared '${String(sloppy[0].name)}' (sloppy mode)`,
+          `a patch runs in strict mode, where that throws: write globalThis.${String(sloppy[0].name)} = … instead`,
+        );
+    }
     const isCtor = kind === 'constructor' || nf.sym.kind === 'constructor';
     const ctorClass = isCtor && nf.member ? this.classOf(nf.member) : null;
     if (isCtor && ctorClass === null)
@@ -478,6 +490,25 @@ class Planner {
       ...edits,
       { start: at, end: at, text: ` ${prelude}` },
     ]);
+  }
+
+  /** True when `fn` is strict-mode code already: an ES module, a class body, or under a 'use strict' directive. */
+  private isStrict(fn: N): boolean {
+    if (this.d.new.format === 'module') return true;
+    const directive = (body: N[]): boolean => {
+      for (const st of body) {
+        if (st.directive === undefined) return false;
+        if (st.directive === 'use strict') return true;
+      }
+      return false;
+    };
+    if (directive(this.d.new.ast.body as N[])) return true;
+    for (const f of this.d.new.funcs) {
+      if (f.node.start > fn.start || f.node.end < fn.end) continue;
+      if (f.member && f.member.type !== 'Property') return true;
+      if (f.node.body.type === 'BlockStatement' && directive(f.node.body.body as N[])) return true;
+    }
+    return false;
   }
 
   /** The module-level binding name of the class holding method `member`, if the running module has it. */

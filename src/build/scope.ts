@@ -19,6 +19,8 @@ export interface ScopeInfo {
   shorthand: Set<N>;
   /** Identifiers called directly (`x()`, x`…`): rewriting them to a member must not change `this`. */
   callees: Set<N>;
+  /** Identifiers assigned to (`x = …`, `x++`, `[x] = …`, `for (x of …)`). */
+  writes: Set<N>;
   scopeOf: Map<N, Scope>;
 }
 
@@ -34,6 +36,7 @@ export function analyzeScopes(program: N, format: 'module' | 'commonjs'): ScopeI
     refs: new Map(),
     shorthand: new Set(),
     callees: new Set(),
+    writes: new Set(),
     scopeOf: new Map(),
   };
   info.scopeOf.set(program, mod);
@@ -270,6 +273,19 @@ class Resolver {
         return;
       case 'StaticBlock':
         this.stmts(n.body, own ?? s);
+        return;
+      case 'AssignmentExpression':
+      case 'ForInStatement':
+      case 'ForOfStatement': {
+        const target = n.left as N;
+        if (target.type !== 'VariableDeclaration')
+          for (const id of patternNames(target)) this.info.writes.add(id);
+        forEachChild(n, (c) => this.node(c, own ?? s));
+        return;
+      }
+      case 'UpdateExpression':
+        if (n.argument.type === 'Identifier') this.info.writes.add(n.argument);
+        this.node(n.argument, s);
         return;
       case 'LabeledStatement':
         this.node(n.body, s);

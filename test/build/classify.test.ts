@@ -187,6 +187,11 @@ const refused: { name: string; refusals: string[]; remedy: RegExp }[] = [
     remedy: /nothing in it can be live-patched/,
   },
   {
+    name: 'sloppy',
+    refusals: ["lib.js:2: patched 'track' assigns undeclared 'lastTracked' (sloppy mode)"],
+    remedy: /globalThis\.lastTracked = …/,
+  },
+  {
     name: 'notrace',
     refusals: ["lib.js:2: changed function 'hot', which cannot be patched (notrace)"],
     remedy: /remove its notrace mark/,
