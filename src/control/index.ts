@@ -1,5 +1,5 @@
 // The control server's entry, called by the loader at start-up: socket, metadata, installed patches. Never throws.
-import { lstatSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { isMainThread } from 'node:worker_threads';
@@ -23,9 +23,10 @@ import { getRuntime } from '../runtime/index.js';
 
 let started: Promise<void> | undefined;
 
+// writeSync, as the loader's warnings: a warning printed just before the process exits must not be lost.
 function warn(message: string): void {
   try {
-    process.stderr.write(`livepatch: warning: ${message}\n`);
+    writeSync(2, `livepatch: warning: ${message}\n`);
   } catch {}
 }
 
@@ -117,6 +118,9 @@ async function start(): Promise<void> {
     } catch {}
   });
 
+  // Installed patches first, before the socket exists: nothing can race them, and the app starts patched.
+  if (runtime !== null) await loadInstalled(state, env);
+
   await listenControl({
     socket: sock,
     hello: {
@@ -130,8 +134,6 @@ async function start(): Promise<void> {
   const tmp = `${metaPath(dir, pid)}.tmp`;
   writeFileSync(tmp, JSON.stringify(meta) + '\n', { mode: 0o600 });
   renameSync(tmp, metaPath(dir, pid));
-
-  if (runtime !== null) await loadInstalled(state, env);
 }
 
 /** Loads the installed patches; one that fails is skipped with a warning and the app still starts. */
