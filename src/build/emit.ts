@@ -34,6 +34,8 @@ export function emitPatch(name: string, manifest: Manifest, objects: EmitObject[
   out.push(
     `// Live patch '${name}', made by livepatch build ${manifest.builder.version}; see the manifest below.`,
   );
+  // The control server reads fix ids from this comment (src/control/patches.ts fixesOf): part of the signed bytes.
+  if (manifest.fixes.length > 0) out.push(`// @livepatch-fixes ${manifest.fixes.join(', ')}`);
   out.push(`import { defineLivepatch } from 'livepatch';`, '');
   out.push(`export const manifest = ${JSON.stringify(manifest, null, 2)};`, '');
   objects.forEach((o, k) => {

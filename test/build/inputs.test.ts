@@ -6,6 +6,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { applyDiff } from '../../src/build/diff-apply.js';
 import { runBuild } from '../../src/build/index.js';
+import { fixesOf } from '../../src/control/patches.js';
 import { generateKeys, loadTrustedKeys, verifySource } from '../../src/control/trust.js';
 import { isLivepatchError } from '../../src/errors.js';
 import { fixture, tmpProject } from '../helpers.js';
@@ -194,6 +195,7 @@ test('build: --sign writes a detached signature that the trust store verifies; t
   };
   assert.equal(mod.manifest.name, 'greet-fix');
   assert.deepEqual(mod.manifest.fixes, ['CVE-2099-1', 'BUG-7']);
+  assert.deepEqual(fixesOf(source), ['CVE-2099-1', 'BUG-7'], 'the control server sees the fix ids too');
   assert.equal(mod.manifest.description, 'friendlier greeting');
   assert.deepEqual(mod.manifest.functions, [
     { module: 'app/lib.js', name: 'greet', sympos: 1, change: 'changed' },
