@@ -30,7 +30,7 @@ if (entry === undefined) {
   console.error(`http: unknown app '${opts.app}' (http or express)`);
   process.exit(2);
 }
-const rounds = opts.quick ? 3 : 5;
+const rounds = opts.quick ? 3 : 4;
 const seconds = opts.quick ? 1 : 2;
 const connections = 16;
 const cacheDir = mkdtempSync(join(tmpdir(), 'lp-bench-http-'));

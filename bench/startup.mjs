@@ -21,7 +21,7 @@ const app = join(root, 'bench/apps/startup-app.mjs');
 const { values: opts } = parseArgs({
   options: { quick: { type: 'boolean', default: false }, out: { type: 'string' } },
 });
-const rounds = opts.quick ? 4 : 10;
+const rounds = opts.quick ? 4 : 8;
 const work = mkdtempSync(join(tmpdir(), 'lp-bench-startup-'));
 const warmAll = join(work, 'warm-all');
 const warmApp = join(work, 'warm-app');
@@ -39,7 +39,7 @@ function runApp(args, env) {
     proc.on('exit', (code) => {
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
       if (code !== 0) return reject(new Error(`startup: app exited ${code}:\n${err}`));
-      resolve({ ms, out, err });
+      resolve({ ms, cpuMs: JSON.parse(out).cpuMs, out, err });
     });
   });
 }
@@ -80,10 +80,16 @@ try {
 
   for (const run of shuffle(Object.values(variants))) await run(); // warm-up (disk cache, page cache), discarded
   const samples = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
+  const cpuSamples = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
   for (let r = 0; r < rounds; r++) {
-    for (const name of shuffle(Object.keys(variants))) samples[name].push((await variants[name]()).ms);
+    for (const name of shuffle(Object.keys(variants))) {
+      const r = await variants[name]();
+      samples[name].push(r.ms);
+      cpuSamples[name].push(r.cpuMs);
+    }
   }
   const ratios = pairedRatios(samples, 'base');
+  const cpuRatios = pairedRatios(cpuSamples, 'base');
   const result = {
     suite: 'startup',
     node: process.version,
@@ -92,12 +98,16 @@ try {
     instrumented,
     ms: Object.fromEntries(Object.entries(samples).map(([k, xs]) => [k, summary(xs)])),
     ratio: ratios,
+    cpuMs: Object.fromEntries(Object.entries(cpuSamples).map(([k, xs]) => [k, summary(xs)])),
+    cpuRatio: cpuRatios,
   };
   for (const name of Object.keys(variants)) {
     const r = ratios[name];
     console.log(
       `startup node ${process.version} ${name.padEnd(14)} ${result.ms[name].median.toFixed(0).padStart(5)} ms, ` +
-        `ratio ${r.median.toFixed(2)} (${r.min.toFixed(2)}–${r.max.toFixed(2)})`,
+        `ratio ${r.median.toFixed(2)} (${r.min.toFixed(2)}–${r.max.toFixed(2)}); CPU ` +
+        `${result.cpuMs[name].median.toFixed(0)} ms, ratio ${cpuRatios[name].median.toFixed(2)} ` +
+        `(${cpuRatios[name].min.toFixed(2)}–${cpuRatios[name].max.toFixed(2)})`,
     );
   }
   console.log(
