@@ -46,13 +46,21 @@ export function functionEdits(f: FuncInfo, source: string, depth: number, edits:
     // thing in the body, from the values as received: `let {0: {a}, 1: b = 1} = [__lp$p0, __lp$p1];`.
     const temps: string[] = [];
     const parts: string[] = [];
+    const first = node.params[0];
+    const multiLine = /[\n\r\u2028\u2029]/.test(
+      source.slice(first.start, node.params[node.params.length - 1].end),
+    );
     node.params.forEach((p: N, k: number) => {
       const rest = p.type === 'RestElement';
       const temp = rest ? '__lp$r' : `__lp$p${k}`;
       const text = rest ? `...${temp}` : p.type === 'AssignmentPattern' ? `${temp} = void 0` : temp;
-      edits.push({ start: p.start, end: p.end, text, rank: 0 });
+      if (multiLine) {
+        // The original text stays in place as a comment, so every line keeps its content.
+        edits.push({ start: p.start, end: p.start, text: `${text}/*`, rank: 0 });
+        edits.push({ start: p.end, end: p.end, text: '*/', rank: 0 });
+      } else edits.push({ start: p.start, end: p.end, text, rank: 0 });
       const target = rest ? p.argument : p;
-      parts.push(`${k}: ${source.slice(target.start, target.end)}`);
+      parts.push(`${k}: ${source.slice(target.start, target.end).replace(/\r\n?|[\n\u2028\u2029]/g, ' ')}`);
       temps.push(temp);
     });
     args = temps.map((t, j) => (node.params[j].type === 'RestElement' ? `...${t}` : t));

@@ -115,6 +115,7 @@ export function selfOf(f: FuncInfo): string | undefined {
 }
 
 const LINE_BREAK = /[\n\r\u2028\u2029]/;
+const UNJOINABLE = /\/\/|\/\*|\*\/|`|\\[\n\r\u2028\u2029]|<!--|-->/;
 
 /**
  * Decides whether an arrow with destructured or default parameters can have them moved into its body
@@ -128,8 +129,11 @@ export function checkArrowParams(f: FuncInfo, source: string): void {
   if (!needsMove) return;
   const text = source.slice(params[0].start, params[params.length - 1].end);
   const body = f.scope.bodyNames ?? new Set<string>();
-  if (LINE_BREAK.test(text)) {
-    f.refused = 'arrow with destructured or default parameters over several lines';
+  // Parameters over several lines stay where they are inside a comment, and their copy in the body is joined
+  // onto one line: safe unless a line break means something there (a // comment, a template, a line
+  // continuation, an HTML-like comment) or the text would close the comment early.
+  if (LINE_BREAK.test(text) && UNJOINABLE.test(text)) {
+    f.refused = 'arrow with multi-line parameters holding comments, templates or line continuations';
   } else if (f.paramNames.some((n) => body.has(n))) {
     f.refused = 'arrow whose body redeclares a parameter';
   } else if ([...(f.paramRefs ?? [])].some((n) => body.has(n) || n === 'eval')) {

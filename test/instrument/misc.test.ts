@@ -141,7 +141,7 @@ const arrow = /* livepatch: notrace */ () => 3;`;
 
   it('refuses arrows whose parameters cannot move into the body with the same meaning, and says why', () => {
     const src = `const a = ({ x }, y = 1) => x + y;
-const b = ({ x },
+const b = ({ x }, // a comment
   y) => x;
 const c = ({ x }) => { var x; return x; };
 const d = (p = helper()) => { function helper() { return 1; } return p; };
@@ -155,7 +155,7 @@ const g = (x, ...rest) => rest;`;
     assert.deepEqual(
       r.symbols.unpatchable.map((u) => [u.name, u.reason]),
       [
-        ['b', 'arrow with destructured or default parameters over several lines'],
+        ['b', 'arrow with multi-line parameters holding comments, templates or line continuations'],
         ['c', 'arrow whose body redeclares a parameter'],
         ['d', 'arrow whose parameter defaults refer to names its body declares'],
         ['e', 'arrow with functions in its destructured or default parameters'],
