@@ -1,7 +1,14 @@
 // The control commands: each maps one request onto the runtime, as the kernel's sysfs files map onto klp_*.
 import type { KeyObject } from 'node:crypto';
 import { LivepatchError } from '../errors.js';
-import { checkPatchName, fixesOf, importPatch, type ReceivedPatch } from './patches.js';
+import {
+  checkPatchName,
+  fixesOf,
+  importPatch,
+  removeQuietly,
+  verifyReceived,
+  type ReceivedPatch,
+} from './patches.js';
 import type { PatchOrigin, ProcessMeta, Command } from './protocol.js';
 import type { Handler } from './server.js';
 import type { ControlTarget } from './target.js';
@@ -58,35 +65,44 @@ export async function loadReceived(
 ): Promise<{ name: string; already: boolean; transition: boolean; sha256: string }> {
   const t = need(state);
   const hash = sha256(patch.bytes);
+  // Verified before anything else, even an answer of "already loaded": enforcing means no unsigned bytes are acted on.
+  const signedBy = verifyReceived(patch, state.keys);
   for (const o of state.origins.values()) {
     if (o.sha256 === hash && isLoaded(t, o.name)) {
       return { name: o.name, already: true, transition: t.transition()?.patch === o.name, sha256: hash };
     }
   }
   state.seq += 1;
-  const imported = await importPatch(patch, state.patchDir, state.keys, state.seq);
+  const imported = await importPatch(patch, state.patchDir, state.seq);
   const name = imported.spec.name;
-  if (isLoaded(t, name))
+  if (isLoaded(t, name)) {
+    removeQuietly(imported.copy);
     throw new LivepatchError(
       'EEXIST',
       `patch '${name}' is already loaded with other contents; unload it first or give the new patch another name`,
       { name, loaded: state.origins.get(name)?.sha256 ?? null, sent: hash },
     );
+  }
   const origin: PatchOrigin = {
     name,
     sha256: hash,
     file: imported.file,
-    signedBy: imported.signedBy,
+    signedBy,
     loadedAt: new Date().toISOString(),
     from,
     fixes: fixesOf(patch.bytes),
   };
-  await t.loadPatch(imported.spec, {
-    source: hash,
-    file: imported.file,
-    ...(imported.signedBy !== null ? { signedBy: imported.signedBy } : {}),
-    fixes: origin.fixes,
-  });
+  try {
+    await t.loadPatch(imported.spec, {
+      source: hash,
+      file: imported.file,
+      ...(signedBy !== null ? { signedBy } : {}),
+      fixes: origin.fixes,
+    });
+  } catch (e) {
+    removeQuietly(imported.copy);
+    throw e;
+  }
   state.origins.set(name, origin);
   return { name, already: false, transition: t.transition()?.patch === name, sha256: hash };
 }

@@ -36,25 +36,28 @@ export interface ReceivedPatch {
 export interface ImportedPatch {
   spec: { name: string } & Record<string, unknown>;
   sha256: string;
-  signedBy: string | null;
   file: string;
+  /** The private copy that was imported. */
+  copy: string;
 }
 
 /**
- * Verifies (in enforcing mode) and imports a patch's source from the process's own directory `dir`.
+ * In enforcing mode (`keys` not null), checks the patch's signature over the bytes received; returns the
+ * key id that verified it, or null when not enforcing. Throws LivepatchError EPERM naming the problem.
+ */
+export function verifyReceived(patch: ReceivedPatch, keys: Map<string, KeyObject> | null): string | null {
+  return keys === null ? null : verifySource(patch.bytes, patch.signature, keys);
+}
+
+/**
+ * Imports a patch's source (already verified by the caller) from the process's own directory `dir`.
  * The bytes that were checked are the bytes written and imported: the file is created here, exclusively,
  * in a 0700 directory that only this uid can enter, so nobody can swap it between check and import.
- * Throws LivepatchError: EPERM (signature), EINVAL (does not parse, throws on import, no patch inside).
+ * Throws LivepatchError EINVAL: does not parse, throws on import, never finishes importing, no patch inside.
  */
-export async function importPatch(
-  patch: ReceivedPatch,
-  dir: string,
-  keys: Map<string, KeyObject> | null,
-  seq: number,
-): Promise<ImportedPatch> {
+export async function importPatch(patch: ReceivedPatch, dir: string, seq: number): Promise<ImportedPatch> {
   const file = basename(patch.file).slice(0, 200) || 'patch.js';
   const hash = sha256(patch.bytes);
-  const signedBy = keys === null ? null : verifySource(patch.bytes, patch.signature, keys);
   // .mjs: the copy is ESM whatever package.json is near; the query tells the loader not to instrument it.
   const copy = join(dir, `${seq}-${hash.slice(0, 12)}.mjs`);
   writeFileSync(copy, patch.bytes, { mode: 0o600, flag: 'wx' });
@@ -100,15 +103,20 @@ export async function importPatch(
       file,
     });
   }
-  checkPatchName((spec as { name?: unknown }).name);
-  return { spec: spec as ImportedPatch['spec'], sha256: hash, signedBy, file };
+  try {
+    checkPatchName((spec as { name?: unknown }).name);
+  } catch (e) {
+    removeQuietly(copy);
+    throw e;
+  }
+  return { spec: spec as ImportedPatch['spec'], sha256: hash, file, copy };
 }
 
 function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-function removeQuietly(path: string): void {
+export function removeQuietly(path: string): void {
   try {
     unlinkSync(path);
   } catch {}

@@ -68,6 +68,15 @@ test('enforcing mode: only patches signed by a trusted key load; the process che
   assert.equal(ok.code, 0, ok.stderr);
   assert.equal((await get(app.port, '/')).body, '20');
   assert.match((await cli(lp, ['info', 'fix-price', ...pid])).stdout, new RegExp(`signed by: ${keyId}`));
+  // The same bytes without their signature are refused, not answered "already loaded".
+  const c2 = await ControlClient.connect(join(lp.controlDir, `${app.pid}.sock`));
+  await assert.rejects(
+    c2.request('load', { source: readFileSync(signed).toString('base64'), file: 'x.js' }),
+    {
+      code: 'EPERM',
+    },
+  );
+  c2.close();
 
   // With trusted keys in the CLI's own environment, a bad patch is refused before any process is asked.
   const local = await cli(lp, ['load', unsigned, '--pid', '999999999'], {
