@@ -9,7 +9,7 @@ import { runBuild } from '../../src/build/index.js';
 import { fixesOf } from '../../src/control/patches.js';
 import { generateKeys, loadTrustedKeys, verifySource } from '../../src/control/trust.js';
 import { isLivepatchError } from '../../src/errors.js';
-import { fixture, tmpProject } from '../helpers.js';
+import { fixture, repoRoot, tmpProject } from '../helpers.js';
 
 async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
@@ -201,4 +201,33 @@ test('build: --sign writes a detached signature that the trust store verifies; t
     { module: 'app/lib.js', name: 'greet', sympos: 1, change: 'changed' },
   ]);
   assert.match(String((mod.manifest.source as { diff: string }).diff), /^- {2}return 'hello ' \+ name;$/m);
+});
+
+test('build: --build with a TypeScript build step compares the JavaScript it emits, not the TypeScript', async (t) => {
+  // esbuild (the native binary tsx depends on) is a real TypeScript build, and fast enough for every run.
+  const esbuild = join(repoRoot, 'node_modules/esbuild/bin/esbuild');
+  const mk = (factor: string) => ({
+    'package.json': JSON.stringify({ name: 'shop-ts', version: '1.0.0', type: 'module' }),
+    'src/price.ts': `// Prices.\nexport function price(n: number): number {\n  return n * ${factor};\n}\nexport const label = (n: number): string => '$' + price(n);\n`,
+  });
+  const oldP = tmpProject(mk('2'));
+  const newP = tmpProject(mk('3'));
+  t.after(oldP.cleanup);
+  t.after(newP.cleanup);
+  const r = await run([
+    '--old',
+    oldP.dir,
+    '--new',
+    newP.dir,
+    '--build',
+    `"${esbuild}" src/price.ts --outdir=dist --format=esm --log-level=warning`,
+    '--dry-run',
+    '--json',
+  ]);
+  assert.equal(r.code, 0, r.err);
+  const json = JSON.parse(r.out) as { modules: { id: string; funcs: { name: string; change: string }[] }[] };
+  assert.deepEqual(
+    json.modules.map((m) => [m.id, m.funcs.map((f) => `${f.change} ${f.name}`)]),
+    [['shop-ts/dist/price.js', ['changed price']]],
+  );
 });
