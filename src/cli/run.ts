@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { LivepatchError } from '../errors.js';
-import type { Options } from './args.js';
+import { UsageError, type Options } from './args.js';
 
 /** dist/src/cli/run.js → dist/src/loader/register.js */
 export const registerFile = fileURLToPath(new URL('../loader/register.js', import.meta.url));
@@ -15,10 +15,7 @@ export const registerFile = fileURLToPath(new URL('../loader/register.js', impor
 export function run(o: Options): Promise<number> {
   const [cmd, ...args] = o.rest;
   if (cmd === undefined)
-    throw new LivepatchError(
-      'EINVAL',
-      "'run' needs a command after '--', e.g. 'livepatch run -- node app.js'",
-    );
+    throw new UsageError("'run' needs a command after '--', e.g. 'livepatch run -- node app.js'");
   const importOpt = `--import=${pathToFileURL(registerFile).href}`;
   const env = {
     ...process.env,

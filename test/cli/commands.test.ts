@@ -26,6 +26,14 @@ test('load, list, info, status, symbols, log, ps, disable, enable, unload — te
   assert.ok(mod, JSON.stringify(syms));
   assert.match(mod.hash, /^[0-9a-f]{64}$/);
   assert.ok(mod.funcs.some((f: { name: string; sympos: number }) => f.name === 'price' && f.sympos === 1));
+  assert.deepEqual(
+    mod.unpatchable.map((u: { name: string }) => u.name),
+    ['hotPath'],
+  );
+  assert.match(
+    (await cli(lp, ['symbols', 'server.js', ...pid])).stdout,
+    /\n {2}hotPath {2}\[not patchable: .*notrace.*\]/,
+  );
   assert.match(
     (await cli(lp, ['symbols', 'server.js', ...pid])).stdout,
     /fixture-shop\/server\.js {2}sha256:[0-9a-f]{64}\n {2}price +1 +function/,

@@ -19,6 +19,9 @@ test('bad usage exits 2 and says what is wrong', async (t) => {
     [['list', '--bogus'], /unknown option '--bogus'/],
     [['load', patch('fix-price.js'), '--timeout', '0'], /'--timeout' expects seconds > 0/],
     [['ps', 'extra'], /'ps' takes no argument/],
+    [['run', 'node', 'app.js'], /'run' takes no argument/],
+    [['run'], /'run' needs a command after '--'/],
+    [['sysfs'], /'sysfs' takes PATH \[VALUE\]/],
   ];
   for (const [args, message] of cases) {
     const r = await cli(lp, args);
@@ -26,6 +29,10 @@ test('bad usage exits 2 and says what is wrong', async (t) => {
     assert.match(r.stderr + r.stdout, message, args.join(' '));
   }
   assert.equal((await cli(lp, ['help'])).code, 0);
+  assert.match((await cli(lp, ['version'])).stdout, /^\d+\.\d+\.\d+\n$/);
+  const norun = await cli(lp, ['run', '--', '/nonexistent/binary']);
+  assert.equal(norun.code, 1);
+  assert.match(norun.stderr, /cannot run '\/nonexistent\/binary'/);
   const j = await cli(lp, ['frobnicate', '--json']);
   assert.deepEqual(JSON.parse(j.stdout), {
     error: { code: 'EUSAGE', message: "unknown command 'frobnicate'" },
@@ -84,6 +91,7 @@ test('bad patches are refused with a clear error; the process serves and its tre
     [['unload', 'Nope!'], /not loaded|invalid patch name/],
     [['enable', 'nope'], /no such patch 'nope'/],
     [['force', 'nope'], /no such patch 'nope'/],
+    [['disable', 'nope'], /no such patch 'nope'/],
   ] as [string[], RegExp][]) {
     const r = await cli(lp, [...args, ...pid]);
     assert.equal(r.code, 1, args.join(' '));
