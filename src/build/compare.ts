@@ -491,7 +491,7 @@ function compareExports(d: ModuleDiff): void {
           d.new,
           imp.node,
           `new import of '${imp.source}'`,
-          'a running module cannot gain imports; use dynamic import() inside the patched function, or restart',
+          "a running module cannot gain imports; use import('node:…') inside the patched function for a builtin, or restart",
         ),
       );
 }

@@ -323,6 +323,25 @@ class Planner {
         `patched '${who}' uses private member '#${String(priv.name)}'`,
         'a patch is outside the class and cannot reach #private members: patch a public method that calls a helper, or make the member non-private in the next release and restart',
       );
+    const meta = anyNode(fn, (x) => x.type === 'MetaProperty' && x.meta.name === 'import');
+    if (meta)
+      this.refuse(
+        meta,
+        `patched '${who}' uses 'import.meta'`,
+        'in a patch it would describe the patch, not the module: keep the value in a module-level binding of the running version (const here = import.meta.url) and read that',
+      );
+    const dyn = anyNode(
+      fn,
+      (x) =>
+        x.type === 'ImportExpression' &&
+        !(x.source.type === 'Literal' && String(x.source.value).startsWith('node:')),
+    );
+    if (dyn)
+      this.refuse(
+        dyn,
+        `patched '${who}' calls import() of '${dyn.source.type === 'Literal' ? String(dyn.source.value) : '…'}'`,
+        "a patch resolves import() from its own location, not the module's: use what the module already imports (through its bindings), createRequire(ctx.bindings …), or a 'node:' builtin",
+      );
     const evalCall = anyNode(
       fn,
       (x) => x.type === 'CallExpression' && x.callee.type === 'Identifier' && x.callee.name === 'eval',

@@ -167,12 +167,20 @@ const refused: { name: string; refusals: string[]; remedy: RegExp }[] = [
       "lib.mjs:2: new import of 'node:fs'",
       "lib.mjs:3: patched 'p' uses new module-level 'import readFileSync'",
     ],
-    remedy: /dynamic import\(\)/,
+    remedy: /import\('node:…'\) inside the patched function/,
   },
   {
     name: 'new-state',
     refusals: ["lib.js:2: patched 'hit' uses new module-level 'let hits'"],
     remedy: /shadow variable/,
+  },
+  {
+    name: 'import-meta',
+    refusals: [
+      "lib.mjs:2: patched 'where' uses 'import.meta'",
+      "lib.mjs:3: patched 'where' calls import() of './other.mjs'",
+    ],
+    remedy: /const here = import\.meta\.url/,
   },
   {
     name: 'eval',
@@ -219,6 +227,6 @@ for (const c of refused)
     assert.match(r.refusals[0]?.remedy ?? '', c.remedy);
     assert.equal(
       r.refusals[0]?.module,
-      c.name.includes('esm') || c.name === 'new-import' ? 'app/lib.mjs' : 'app/lib.js',
+      c.name.includes('esm') || c.name.includes('import') ? 'app/lib.mjs' : 'app/lib.js',
     );
   });
