@@ -152,9 +152,11 @@ async function main(): Promise<void> {
   await probe(port, true);
   say(`   ${load.requests} requests so far, ${load.failures} failed`);
 
-  heading('What is patched now (the sysfs-style tree)');
+  heading('What is patched now: the sysfs-style tree, and the one-screen status');
   const listed = await livepatch(['list', '--pid', String(pid)]);
   if (listed.code !== 0) problems.push(`livepatch list exited ${listed.code}`);
+  const status = await livepatch(['status']);
+  if (status.code !== 0) problems.push(`livepatch status exited ${status.code}`);
 
   heading('Revert: disable the patch, and the old code runs again');
   const disabled = await livepatch(['disable', 'fix-negative-qty', '--pid', String(pid)]);
