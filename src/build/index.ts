@@ -84,7 +84,11 @@ export function formatResult(r: BuildResult, dryRun: boolean): string {
         ? ` -> '${f.newName}' (same body: nothing to patch)`
         : f.why && f.why !== 'changed'
           ? ` (${f.why})`
-          : '';
+          : f.change === 'new'
+            ? ' (not in the patch: no patched code calls it)'
+            : f.change === 'removed'
+              ? ' (stays in the target; patched code no longer calls it)'
+              : '';
       const what = f.change === 'helper' || f.change === 'constant' ? `${f.change} in patch` : f.change;
       lines.push(`  ${what.padEnd(16)} '${f.name}'${pos} ${m.file}:${f.line}${extra}`);
     }
