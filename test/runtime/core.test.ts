@@ -195,6 +195,7 @@ test('a failed load names module, function and hashes, and leaves nothing behind
 
 test('EBUSY while another transition runs; a reversal is the only other move', async () => {
   defineModule('busy/a.js', { f: () => 'old' });
+  rt.loadPatch({ name: 'b0', objects: [] });
   let release!: () => void;
   const held = task(() => new Promise<void>((r) => (release = r)), 'holder');
   rt.loadPatch({
@@ -207,9 +208,14 @@ test('EBUSY while another transition runs; a reversal is the only other move', a
     [['task', 'holder']],
   );
   assert.throws(() => rt.loadPatch({ name: 'b2', objects: [] }), { code: 'EBUSY' });
+  assert.throws(
+    () => rt.sysfsWrite('b0/enabled', '0'),
+    { code: 'EBUSY' },
+    'another patch cannot be disabled',
+  );
   assert.deepEqual(
     rt.tree().patches.map((p) => p.name),
-    ['b1'],
+    ['b0', 'b1'],
   );
   release();
   await held;
@@ -443,7 +449,8 @@ test('node:http2 requests are tasks too', async () => {
     assert.equal(await slow, 'old,old');
     assert.equal(await rt.waitForTransition(1000), true);
   } finally {
-    client.close();
+    release();
+    client.destroy();
     server.close();
     cleanup();
   }
