@@ -1,4 +1,5 @@
 // Source maps for instrumented code: base64 VLQ, our line-preserving map, and its composition with an input map.
+import { Buffer } from 'node:buffer';
 import type { SourceMapV3 } from './types.js';
 import type { Edit } from './emit.js';
 import { lineIndex } from './parse.js';
@@ -114,23 +115,45 @@ function lineShifts(edits: Edit[], lineStarts: number[]): LineShift[] {
   return out;
 }
 
-/** Writes mappings segment by segment (source index always 0), delta-encoding as it goes. */
+const B64_CODES = Uint8Array.from(B64, (c) => c.charCodeAt(0));
+
+/**
+ * Writes mappings segment by segment (source index always 0), delta-encoding as it goes, into one growing byte
+ * buffer: a 9 MB input has millions of segments, and a string per segment kept the GC busier than the encoding.
+ */
 class MappingWriter {
-  private readonly out: string[] = [];
-  private line = '';
+  private buf = new Uint8Array(1 << 16);
+  private len = 0;
   private first = true;
   private genCol = 0;
   private origLine = 0;
   private origCol = 0;
 
+  private vlq(value: number): void {
+    let v = value < 0 ? (-value << 1) | 1 : value << 1;
+    do {
+      let digit = v & 31;
+      v >>>= 5;
+      if (v > 0) digit |= 32;
+      this.buf[this.len++] = B64_CODES[digit] as number;
+    } while (v > 0);
+  }
+
+  private reserve(n: number): void {
+    if (this.len + n <= this.buf.length) return;
+    const grown = new Uint8Array(Math.max(this.buf.length * 2, this.len + n));
+    grown.set(this.buf.subarray(0, this.len));
+    this.buf = grown;
+  }
+
   seg(genCol: number, origLine: number, origCol: number): void {
     if (!this.first && genCol === this.genCol) return; // two edits at one offset: the first segment stands
-    this.line +=
-      (this.first ? '' : ',') +
-      encodeVlq(genCol - this.genCol) +
-      'A' +
-      encodeVlq(origLine - this.origLine) +
-      encodeVlq(origCol - this.origCol);
+    this.reserve(32);
+    if (!this.first) this.buf[this.len++] = 44; // ,
+    this.vlq(genCol - this.genCol);
+    this.buf[this.len++] = 65; // A: source 0
+    this.vlq(origLine - this.origLine);
+    this.vlq(origCol - this.origCol);
     this.first = false;
     this.genCol = genCol;
     this.origLine = origLine;
@@ -138,15 +161,14 @@ class MappingWriter {
   }
 
   nextLine(): void {
-    this.out.push(this.line);
-    this.line = '';
+    this.reserve(1);
+    this.buf[this.len++] = 59; // ;
     this.first = true;
     this.genCol = 0;
   }
 
   finish(): string {
-    this.out.push(this.line);
-    return this.out.join(';');
+    return Buffer.from(this.buf.buffer, this.buf.byteOffset, this.len).toString('latin1');
   }
 }
 
