@@ -169,7 +169,7 @@ function serve(
     if (id === null)
       return fail(null, new LivepatchError('EPROTO', "a request needs an 'id' (number or string)"));
     if (typeof req.command !== 'string' || !commandSet.has(req.command))
-      return fail(id, new LivepatchError('EPROTO', `unknown command '${String(req.command)}'`));
+      return fail(id, new LivepatchError('EPROTO', `unknown command '${String(req.command).slice(0, 64)}'`));
     if (
       req.args !== undefined &&
       (req.args === null || typeof req.args !== 'object' || Array.isArray(req.args))
