@@ -95,12 +95,24 @@ function builderVersion(): string {
   }
 }
 
+/** The new tree's `name@version` from its package.json, if it has one. */
+function treeVersion(dir: string): string | undefined {
+  try {
+    const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as {
+      name?: unknown;
+      version?: unknown;
+    };
+    if (typeof pkg.name === 'string' && typeof pkg.version === 'string') return `${pkg.name}@${pkg.version}`;
+  } catch {}
+  return undefined;
+}
+
+/** `minimist-1-2-6` for --to minimist@1.2.6, `lp-fix-cart` for --diff fix-cart.patch, `lp-shop-1-0-1` for a tree. */
 function defaultName(o: BuildOptions): string {
   const base =
     o.to ??
     o.diff?.replace(/^.*\//, '').replace(/\.(patch|diff)$/, '') ??
-    o.new?.replace(/\/+$/, '').replace(/^.*\//, '') ??
-    'patch';
+    (o.new !== undefined ? (treeVersion(o.new) ?? o.new.replace(/\/+$/, '').replace(/^.*\//, '')) : 'patch');
   const n = `${o.to !== undefined ? '' : 'lp-'}${base}`
     .toLowerCase()
     .replace(/^@/, '')

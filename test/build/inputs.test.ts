@@ -231,3 +231,24 @@ test('build: --build with a TypeScript build step compares the JavaScript it emi
     [['shop-ts/dist/price.js', ['changed price']]],
   );
 });
+
+test('build: --exclude skips files and says so; a tree names the patch after its package and version', async (t) => {
+  const files = (n: number) => ({
+    'package.json': JSON.stringify({ name: 'gen-app', version: `1.0.${n}` }),
+    'lib/a.js': `function a() {\n  return ${n};\n}\nmodule.exports = { a };\n`,
+    'lib/gen/b.js': `function b() {\n  return ${n};\n}\nmodule.exports = { b };\n`,
+  });
+  const oldP = tmpProject(files(0));
+  const newP = tmpProject(files(1));
+  t.after(oldP.cleanup);
+  t.after(newP.cleanup);
+  const r = await run(['--old', oldP.dir, '--new', newP.dir, '--exclude', 'lib/gen', '--dry-run', '--json']);
+  assert.equal(r.code, 0, r.err);
+  const json = JSON.parse(r.out) as { name: string; skipped: string[]; modules: { id: string }[] };
+  assert.equal(json.name, 'lp-gen-app-1-0-1');
+  assert.deepEqual(json.skipped, ['lib/gen']);
+  assert.deepEqual(
+    json.modules.map((m) => m.id),
+    ['gen-app/lib/a.js'],
+  );
+});
