@@ -32,7 +32,13 @@ export function listInstalled(): { dir: string; files: string[] } {
   }
 }
 
+function checkNotOff(): void {
+  if (process.env['LIVEPATCH_INSTALL_DIR'] === 'off')
+    throw new LivepatchError('EINVAL', 'installed patches are turned off here (LIVEPATCH_INSTALL_DIR=off)');
+}
+
 export function install(o: Options, io: Io, file: string): number {
+  checkNotOff();
   const name = basename(file);
   if (!FILE_NAME.test(name))
     throw new LivepatchError(
@@ -68,6 +74,7 @@ export function install(o: Options, io: Io, file: string): number {
 }
 
 export function uninstall(o: Options, io: Io, file: string): number {
+  checkNotOff();
   const name = basename(file);
   const dir = installDir();
   if (!FILE_NAME.test(name) || !existsSync(join(dir, name)))

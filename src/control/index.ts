@@ -138,6 +138,8 @@ async function start(): Promise<void> {
 
 /** Loads the installed patches; one that fails is skipped with a warning and the app still starts. */
 async function loadInstalled(state: ControlState, env: NodeJS.ProcessEnv): Promise<void> {
+  // The kill switch (like kpatch.enable=0): a service that misbehaves with an installed patch restarts without it.
+  if (env['LIVEPATCH_INSTALL_DIR'] === 'off') return;
   const dir = installDir(env);
   let patches;
   try {

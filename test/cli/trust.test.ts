@@ -126,6 +126,7 @@ test('installed patches load at start-up; a bad one is skipped with a warning; r
     /livepatch: warning: installed patch 'planted\.js' skipped: '.*planted\.js' is writable by group or others \(mode 666\)/,
   );
   const ps = JSON.parse((await cli(lp, ['ps', '--json'])).stdout);
+  assert.equal(ps.processes.length, 1);
   assert.equal(ps.processes[0].name, 'shop');
   assert.deepEqual(ps.processes[0].patches, ['fix-price']);
   const status = await cli(lp, ['info', 'fix-price', '--name', 'shop']);
@@ -133,6 +134,19 @@ test('installed patches load at start-up; a bad one is skipped with a warning; r
   assert.match(
     (await cli(lp, ['list', '--name', 'shop'])).stdout,
     /Installed patches \(.*\):\n {2}fix-price\.js\n {2}planted\.js\n {2}throws\.js/,
+  );
+
+  // The kill switch: the same service started with LIVEPATCH_INSTALL_DIR=off comes up without installed patches.
+  const off = await startApp(t, lp, { LIVEPATCH_INSTALL_DIR: 'off' });
+  assert.equal((await get(off.port, '/')).body, '21');
+  assert.doesNotMatch(off.child.stderr(), /planted|throws/);
+  assert.equal(
+    (
+      await cli(lp, ['install', fixture('cli/patches/fix-price.js')], {
+        env: { LIVEPATCH_INSTALL_DIR: 'off' },
+      })
+    ).code,
+    1,
   );
 
   const un = await cli(lp, ['uninstall', 'fix-price.js']);
