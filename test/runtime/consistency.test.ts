@@ -87,18 +87,18 @@ test('every response is all old or all new while the patch is toggled under load
 test('a stalled transition reports the old request, and force completes it', () =>
   withApp(async (t) => {
     // An old request: it entered partA before the patch, then waits for an event after the others.
-    const old = get(t, '/work?slow=200&emitter=1');
+    const old = get(t, '/work?slow=400&emitter=1');
     await sleep(50);
     await t.cmd('load', { name: 'consistency', wait: false });
-    await sleep(300);
+    await sleep(700);
     const tr = (await t.cmd('transition')).value;
     assert.equal(tr.patch, 'consistency');
     assert.equal(tr.target, 'patched');
     assert.equal(tr.tasks.length, 1);
     const [task] = tr.tasks;
     assert.equal(task.kind, 'http');
-    assert.equal(task.label, 'GET /work?slow=200&emitter=1');
-    assert.ok(task.ageMs >= 300, `age ${task.ageMs}`);
+    assert.equal(task.label, 'GET /work?slow=400&emitter=1');
+    assert.ok(task.ageMs >= 700, `age ${task.ageMs}`);
     assert.deepEqual(task.entered.sort(), ['app/work.js:partB', 'app/work.js:partC']);
     assert.equal((await t.cmd('wait', { ms: 100 })).value, false);
     // A new request meanwhile runs all new code.
@@ -130,7 +130,7 @@ const alwaysTag = Number(process.versions.node.split('.')[0]) >= 24;
 test('a continuation run outside its task (EventEmitter) takes the universe of the code that emits', () =>
   withApp(async (t) => {
     // Hold the transition open with an old slow request.
-    const old = get(t, '/work?slow=600');
+    const old = get(t, '/work?slow=1200');
     await sleep(50);
     await t.cmd('load', { name: 'consistency', wait: false });
     // A new request, tagged with the new universe, then waits for an event that untagged code emits.
@@ -147,7 +147,7 @@ test('a continuation run outside its task (EventEmitter) takes the universe of t
 
 test("a request's body events stay in its task (the body-parser case)", () =>
   withApp(async (t) => {
-    const old = get(t, '/work?slow=700');
+    const old = get(t, '/work?slow=1200');
     await sleep(50);
     await t.cmd('load', { name: 'consistency', wait: false });
     // A new request whose body arrives in two chunks, the last one well after the handler started.
