@@ -67,6 +67,8 @@ test('CommonJS: require keeps require.cache; NODE_OPTIONS works as well as --imp
       { NODE_OPTIONS: `--import ${pathToFileURL(registerEntry).href}` },
       { preload: false },
     ),
+    // Both at once (a wrapper sets NODE_OPTIONS and the command line has it too): the hooks go in once.
+    await runApp(p.dir, ['main.js'], { NODE_OPTIONS: `--import ${pathToFileURL(registerEntry).href}` }),
   ]) {
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, /^inc 2 2$/m);
