@@ -149,15 +149,14 @@ export class TaskTable {
   /** Registers a task that starts now. During a transition it is tagged with the universe it runs in. */
   begin(kind: Task['kind'], what: string, where?: string): Task {
     const t = new Task(this.nextId++, kind, what, where, this.target);
-    if (this.alwaysTag) {
+    if (this.alwaysTag) t.gen = -1;
+    else if (this.gen !== 0) t.gen = this.gen;
+    if (this.gen !== 0 && kind === 'task') {
+      // A task started inside a known task inherits its universe, as a forked child inherits its parent's.
+      // A request never does: it is started by the server, and its parser's context may still carry the
+      // previous request of the same keep-alive connection.
       const parent = this.current();
-      if (this.gen !== 0 && parent !== undefined) t.state = parent.state;
-      t.gen = -1; // tagged
-    } else if (this.gen !== 0) {
-      // A task started inside a tagged task inherits its universe, as a forked child inherits its parent's.
-      const parent = this.current();
-      t.state = parent !== undefined ? parent.state : this.target;
-      t.gen = this.gen;
+      if (parent !== undefined) t.state = parent.state;
     }
     this.active.add(t);
     if (this.gen !== 0 && t.state !== this.target) this.oldCount++;
