@@ -1,0 +1,12 @@
+// ansi-regex probe: strip escape sequences from the input, as a log sanitiser would; 'attack' is the ReDoS input.
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const ansiRegex = require('ansi-regex');
+
+export function probe(input) {
+  const text = input === 'attack' ? '\u001b[' + ';'.repeat(7000) : input;
+  const t0 = performance.now();
+  const result = text.replace(ansiRegex(), '');
+  return { result: input === 'attack' ? result.length : result, exploited: performance.now() - t0 > 100 };
+}
