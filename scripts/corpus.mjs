@@ -204,7 +204,8 @@ async function runCase(c, live) {
     const modules = installVulnerable(c);
     cpSync(modules, join(work, 'node_modules'), { recursive: true });
     cpSync(join(corpusDir, 'service.mjs'), join(work, 'service.mjs'));
-    for (const f of readdirSync(c.dir)) if (f !== 'case.json') cpSync(join(c.dir, f), join(work, f));
+    for (const f of readdirSync(c.dir))
+      if (f !== 'case.json') cpSync(join(c.dir, f), join(work, f), { recursive: true });
     writeFileSync(join(work, 'package.json'), JSON.stringify({ name: `corpus-${c.name}`, private: true }));
     const run_ = join(work, 'run');
     mkdirSync(run_, { mode: 0o700 });
