@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fixture, spawnNode, cliEntry } from '../helpers.js';
-import { cli, get, lpEnv, startApp } from '../control/harness.js';
+import { cli, cliJson, get, lpEnv, startApp } from '../control/harness.js';
 
 const fix = fixture('cli/patches/fix-price.js');
 
@@ -11,7 +11,7 @@ test('load, list, info, status, symbols, log, ps, disable, enable, unload — te
   const app = await startApp(t, lp, { LIVEPATCH_NAME: 'shop' });
   const pid = ['--pid', String(app.pid)];
 
-  const ps0 = JSON.parse((await cli(lp, ['ps', '--json'])).stdout);
+  const ps0 = await cliJson(lp, ['ps', '--json']);
   assert.deepEqual(
     ps0.processes.map((p: { pid: number; name: string; node: string; patches: string[] }) => [
       p.pid,
@@ -21,7 +21,7 @@ test('load, list, info, status, symbols, log, ps, disable, enable, unload — te
     ]),
     [[app.pid, 'shop', process.version, []]],
   );
-  const syms = JSON.parse((await cli(lp, ['symbols', ...pid, '--json'])).stdout);
+  const syms = await cliJson(lp, ['symbols', ...pid, '--json']);
   const mod = syms.modules.find((m: { id: string }) => m.id === 'fixture-shop/server.js');
   assert.ok(mod, JSON.stringify(syms));
   assert.match(mod.hash, /^[0-9a-f]{64}$/);
@@ -73,7 +73,7 @@ test('load, list, info, status, symbols, log, ps, disable, enable, unload — te
       })),
     })),
   });
-  assert.deepEqual(contract(JSON.parse((await cli(lp, ['list', ...pid, '--json'])).stdout)), {
+  assert.deepEqual(contract(await cliJson(lp, ['list', ...pid, '--json'])), {
     patches: [
       {
         name: 'fix-price',
@@ -95,7 +95,7 @@ test('load, list, info, status, symbols, log, ps, disable, enable, unload — te
   assert.match(info.stdout, /source: fix-price\.js sha256:[0-9a-f]{64} \(sent over the control socket\)/);
   assert.match(info.stdout, /fixes: SHOP-1, CVE-2026-0001/);
   assert.match(info.stdout, /object fixture-shop\/server\.js \(patched\)/);
-  const infoJson = JSON.parse((await cli(lp, ['info', 'fix-price', ...pid, '--json'])).stdout);
+  const infoJson = await cliJson(lp, ['info', 'fix-price', ...pid, '--json']);
   assert.deepEqual(infoJson.origin.fixes, ['SHOP-1', 'CVE-2026-0001']);
 
   const status = await cli(lp, ['status']);
@@ -110,11 +110,8 @@ test('load, list, info, status, symbols, log, ps, disable, enable, unload — te
   const log = await cli(lp, ['log', ...pid]);
   assert.match(log.stdout, /livepatch: enabling patch 'fix-price'/);
   assert.match(log.stdout, /livepatch: 'fix-price': patching complete/);
-  const since = JSON.parse((await cli(lp, ['log', ...pid, '--json'])).stdout).lines.at(-1).seq;
-  assert.deepEqual(
-    JSON.parse((await cli(lp, ['log', ...pid, '--json', '--since', String(since)])).stdout).lines,
-    [],
-  );
+  const since = (await cliJson(lp, ['log', ...pid, '--json'])).lines.at(-1).seq;
+  assert.deepEqual((await cliJson(lp, ['log', ...pid, '--json', '--since', String(since)])).lines, []);
 
   // The sysfs files, as a kernel operator's scripts use them.
   assert.equal((await cli(lp, ['sysfs', '/sys/kernel/livepatch/fix-price/enabled', ...pid])).stdout, '1\n');
@@ -138,7 +135,7 @@ test('load, list, info, status, symbols, log, ps, disable, enable, unload — te
   assert.equal(un.code, 0, un.stderr);
   assert.match(un.stdout, /disabled 'fix-price'.*\n.*unloaded 'fix-price'/);
   assert.equal((await get(app.port, '/')).body, '21');
-  assert.deepEqual(JSON.parse((await cli(lp, ['list', ...pid, '--json'])).stdout), { patches: [] });
+  assert.deepEqual(await cliJson(lp, ['list', ...pid, '--json']), { patches: [] });
   const gone = await cli(lp, ['info', 'fix-price', ...pid]);
   assert.equal(gone.code, 1);
   assert.match(gone.stderr, /no such patch 'fix-price'/);
@@ -185,7 +182,7 @@ test('--all, --name, implicit choice, and stale sockets of dead processes', asyn
 
   b.child.proc.kill('SIGKILL');
   await b.child.exited;
-  const ps = JSON.parse((await cli(lp, ['ps', '--json'])).stdout);
+  const ps = await cliJson(lp, ['ps', '--json']);
   assert.deepEqual(
     ps.processes.map((p: { pid: number }) => p.pid),
     [a.pid],

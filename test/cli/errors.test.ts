@@ -4,7 +4,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { cliEntry, fixture, spawnNode } from '../helpers.js';
-import { cli, get, lpEnv, startApp } from '../control/harness.js';
+import { cli, cliJson, get, lpEnv, startApp } from '../control/harness.js';
 
 const patch = (name: string) => fixture('cli/patches', name);
 
@@ -55,7 +55,7 @@ test('no such process, no such file: exit 1', async (t) => {
   const file = await cli(lp, ['load', '/nonexistent/fix.js', '--pid', '1']);
   assert.equal(file.code, 1);
   assert.match(file.stderr, /cannot read patch '\/nonexistent\/fix\.js': ENOENT/);
-  const j = JSON.parse((await cli(lp, ['list', '--pid', '999999999', '--json'])).stdout);
+  const j = await cliJson(lp, ['list', '--pid', '999999999', '--json']);
   assert.equal(j.error.code, 'ENOENT');
 });
 
@@ -83,7 +83,7 @@ test('bad patches are refused with a clear error; the process serves and its tre
     assert.equal((await get(app.port, '/')).body, '21', file);
     assert.equal(await tree(), before, file);
   }
-  const hash = JSON.parse((await cli(lp, ['load', patch('bad-hash.js'), ...pid, '--json'])).stdout);
+  const hash = await cliJson(lp, ['load', patch('bad-hash.js'), ...pid, '--json']);
   assert.equal(hash.error.code, 'EHASH');
   for (const [args, message] of [
     [['info', '../x'], /invalid patch name '\.\.\/x'/],
@@ -123,7 +123,7 @@ test('a stalled transition: exit 3 with the stalled tasks and what to do; it com
   assert.match(r.stderr, /TASK +KIND +AGE +WHAT +ENTERED\n +\d+ +http +[\d.]+ m?s +GET \/slow +\S+/);
   assert.match(r.stderr, /livepatch disable fix-price --pid \d+/);
   assert.match(r.stderr, /livepatch force fix-price --pid \d+/);
-  const list = JSON.parse((await cli(lp, ['list', ...pid, '--json'])).stdout);
+  const list = await cliJson(lp, ['list', ...pid, '--json']);
   assert.equal(list.patches[0].transition, true);
   assert.match((await cli(lp, ['list', ...pid])).stdout, /fix-price \[enabling\.\.\.\]/);
   // New requests already run the new code; the held one ends in the old universe, then the transition completes.
@@ -144,15 +144,11 @@ test('a stalled transition: exit 3 with the stalled tasks and what to do; it com
   assert.equal(await waiting.exited, 0, waiting.stderr());
   assert.match(waiting.stdout(), /patched 'later-module': transition complete/);
   assert.equal((await slow).body, 'slow 11');
-  const json = JSON.parse((await cli(lp, ['load', patch('fix-price.js'), ...pid, '--json'])).stdout);
+  const json = await cliJson(lp, ['load', patch('fix-price.js'), ...pid, '--json']);
   assert.equal(json.already, true);
-  for (
-    let i = 0;
-    i < 50 && JSON.parse((await cli(lp, ['list', ...pid, '--json'])).stdout).patches[0].transition;
-    i++
-  )
+  for (let i = 0; i < 50 && (await cliJson(lp, ['list', ...pid, '--json'])).patches[0].transition; i++)
     await new Promise((res) => setTimeout(res, 100));
-  assert.equal(JSON.parse((await cli(lp, ['list', ...pid, '--json'])).stdout).patches[0].transition, false);
+  assert.equal((await cliJson(lp, ['list', ...pid, '--json'])).patches[0].transition, false);
   assert.equal((await cli(lp, ['unload', 'later-module', ...pid])).code, 0);
 
   // Stall the way back, then force it.

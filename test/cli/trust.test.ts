@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { ControlClient } from '../../src/control/client.js';
 import { cliEntry, fixture, spawnNode } from '../helpers.js';
-import { cli, get, lpEnv, startApp } from '../control/harness.js';
+import { cli, cliJson, get, lpEnv, startApp } from '../control/harness.js';
 
 test('enforcing mode: only patches signed by a trusted key load; the process checks again', async (t) => {
   const lp = lpEnv(t);
@@ -125,7 +125,7 @@ test('installed patches load at start-up; a bad one is skipped with a warning; r
     run.stderr(),
     /livepatch: warning: installed patch 'planted\.js' skipped: '.*planted\.js' is writable by group or others \(mode 666\)/,
   );
-  const ps = JSON.parse((await cli(lp, ['ps', '--json'])).stdout);
+  const ps = await cliJson(lp, ['ps', '--json']);
   assert.equal(ps.processes.length, 1);
   assert.equal(ps.processes[0].name, 'shop');
   assert.deepEqual(ps.processes[0].patches, ['fix-price']);

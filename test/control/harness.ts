@@ -91,3 +91,19 @@ export function get(port: number, path: string): Promise<{ status: number; body:
     req.end();
   });
 }
+
+/** Runs the CLI and parses its --json stdout; a failure to parse shows the exit code and stderr. */
+export async function cliJson(
+  lp: LpEnv,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv } = {},
+): Promise<any> {
+  const r = await cli(lp, args, opts);
+  try {
+    return JSON.parse(r.stdout);
+  } catch {
+    throw new Error(
+      `livepatch ${args.join(' ')}: exit ${r.code}, stdout ${JSON.stringify(r.stdout)}, stderr:\n${r.stderr}`,
+    );
+  }
+}
