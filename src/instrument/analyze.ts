@@ -78,7 +78,10 @@ export class Analyzer {
     // Module bindings are reached through `bindings`; a class's inner name is immutable and needs no SCOPE.
     if (b.scope.kind === 'module' || b.kind === 'cname') return;
     const owner = b.scope.fn;
-    if (this.cur !== owner) b.captured = true;
+    if (this.cur !== owner) {
+      b.captured = true;
+      b.scope.hasCaptured = true;
+    }
     for (let f = this.cur; f !== null && f !== owner; f = f.parentFn) {
       if (f.captures.has(name)) break;
       f.captures.set(name, b);

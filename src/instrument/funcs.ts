@@ -105,8 +105,9 @@ export function selfOf(f: FuncInfo): string | undefined {
     if (f.scope.names.has(f.selfVar)) return undefined;
     const b = f.outerScope.lookup(f.selfVar);
     if (b === undefined || b.writes > 1 || b.kind === 'param' || b.kind === 'import') return undefined;
-    // Naming a binding nobody else captures would move it into a heap context on every call of its scope.
-    if (b.scope.kind !== 'module' && !b.captured) return undefined;
+    // Naming a binding nobody captures, in a scope with no heap context, would give that scope one: an
+    // allocation on every call of the enclosing function. Where the context exists anyway it costs one slot.
+    if (b.scope.kind !== 'module' && !b.captured && !b.scope.hasCaptured) return undefined;
     return f.selfVar;
   }
   if (f.selfExpr !== undefined && f.selfShadow !== undefined && !f.scope.names.has(f.selfShadow))

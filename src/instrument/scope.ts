@@ -39,6 +39,8 @@ export class Scope {
   readonly names = new Map<string, Binding>();
   /** Names declared by the function's body (not its parameters); only kept for function scopes. */
   bodyNames: Set<string> | undefined;
+  /** Some binding of this scope is captured by a closure, so V8 gives the scope a heap context anyway. */
+  hasCaptured = false;
 
   constructor(
     readonly kind: ScopeKind,

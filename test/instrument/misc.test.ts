@@ -221,4 +221,21 @@ const g = (x, ...rest) => rest;`;
     assert.equal((await import(url('orig/a.mjs'))).b, 'a');
     await assert.rejects(import(url('instr/a.mjs')), /__lp\$m/);
   });
+
+  it('gives SELF for nested declarations only where it costs no new heap context', () => {
+    const src = `function factory() { let state = 0; function onRequest() { return ++state; } return onRequest; }
+function plain() { function helper() { return 1; } return helper(); }
+function rec() { function again(n) { return n ? again(n - 1) : 0; } return again(3); }
+const top = () => 1;`;
+    const self = Object.fromEntries(run(src).symbols.funcs.map((f) => [f.name, f.self]));
+    assert.deepEqual(self, {
+      factory: true,
+      'factory>onRequest': true,
+      plain: true,
+      'plain>helper': false,
+      rec: true,
+      'rec>again': true,
+      top: true,
+    });
+  });
 });
