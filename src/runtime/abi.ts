@@ -37,4 +37,10 @@ export interface Registry {
   readonly version: string;
   registerModule(reg: ModuleRegistration): void;
   noteModule(note: ModuleNote): void;
+  /**
+   * The runtime that owns this registry, once created (src/runtime/index.ts `getRuntime`). A second copy of
+   * livepatch in the process (e.g. the one a patch module imports) reaches it here: `task()` runs through
+   * its `runTask(fn, label)`. Absent until the runtime exists.
+   */
+  runtime?: unknown;
 }
