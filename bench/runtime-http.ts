@@ -109,7 +109,7 @@ function cpuNs(fn: () => void, n: number): number {
   return runs.sort((a, b) => a - b)[2]!;
 }
 
-/** The bookkeeping alone, per request: what "on" adds to every request, whatever the server does. */
+/** The bookkeeping alone, per request, and the cost of one call of a function as the runtime sees it. */
 async function micro(): Promise<void> {
   const { TaskTable } = await import('../src/runtime/tasks.js');
   const n = 1_000_000;
@@ -120,6 +120,46 @@ async function micro(): Promise<void> {
       `micro: task begin+end (${alwaysTag ? 'always tagged' : 'untagged'}): ${ns.toFixed(0)} ns/request`,
     );
   }
+  const { getRuntime } = await import('../src/runtime/index.js');
+  const { task } = await import('../src/index.js');
+  const { instrument } = await import('../src/instrument/index.js');
+  const rt = getRuntime();
+  const { code } = instrument('export function price(n) { return n * 3; }', {
+    id: 'bench/micro.js',
+    hash: 'e'.repeat(64),
+    file: '/bench/micro.js',
+    format: 'module',
+  });
+  const m = (await import(`data:text/javascript,${encodeURIComponent(code)}`)) as {
+    price(n: number): number;
+  };
+  let sink = 0;
+  const call = () => (sink += m.price(sink & 7));
+  const calls = 10_000_000;
+  console.log(`micro: call, not patched: ${cpuNs(call, calls).toFixed(1)} ns`);
+  rt.loadPatch({
+    name: 'micro',
+    objects: [{ module: 'bench/micro.js', funcs: [{ name: 'price', replacement: (x: number) => x * 4 }] }],
+  });
+  console.log(`micro: call, patched: ${cpuNs(call, calls).toFixed(1)} ns`);
+  rt.disablePatch('micro');
+  rt.removePatch('micro');
+  let release!: () => void;
+  void task(() => new Promise<void>((r) => (release = r)), 'holder');
+  rt.loadPatch({
+    name: 'micro2',
+    objects: [{ module: 'bench/micro.js', funcs: [{ name: 'price', replacement: (x: number) => x * 4 }] }],
+  });
+  console.log(
+    `micro: call, patched, during a transition, outside any task: ${cpuNs(call, calls / 10).toFixed(1)} ns`,
+  );
+  await task(async () => {
+    console.log(
+      `micro: call, patched, during a transition, in a task: ${cpuNs(call, calls / 10).toFixed(1)} ns`,
+    );
+  }, 'bench');
+  release();
+  if (sink === 0.5) console.log(sink);
 }
 
 async function main(): Promise<void> {
