@@ -263,9 +263,12 @@ async function runCase(c, live) {
       if (built.code !== 0 || !existsSync(patch)) {
         const refusals = analysis?.refusals ?? [];
         row.result = 'refused';
+        // The first three say enough for the table; the JSON output keeps them all.
+        const shown = refusals.slice(0, 3).map((r) => `${r.where}: ${r.construct}`);
+        if (refusals.length > 3) shown.push(`${refusals.length} refusals in all`);
         row.reason = refusals.length
-          ? refusals.map((r) => `${r.module}:${r.where}: ${r.construct}`).join('; ')
-          : (built.stderr.trim().split('\n').pop() ?? `builder exited ${built.code}`);
+          ? shown.join('; ')
+          : `builder exited ${built.code}: ${built.stderr.trim().split('\n').slice(0, 6).join(' ').slice(0, 400)}`;
         row.refusals = refusals;
         return row;
       }

@@ -1,0 +1,14 @@
+// path-to-regexp probe: match the input path against the route '/:a-:b'; 'attack' is the ReDoS path.
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const pathToRegexp = require('path-to-regexp');
+
+const route = pathToRegexp('/:a-:b');
+
+export function probe(input) {
+  const path = input === 'attack' ? '/' + '-'.repeat(16000) + '/x' : input;
+  const t0 = performance.now();
+  const m = route.exec(path);
+  return { result: m && [...m], exploited: performance.now() - t0 > 100 };
+}
