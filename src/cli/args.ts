@@ -10,6 +10,8 @@ export interface Options {
   all: boolean;
   json: boolean;
   follow: boolean;
+  /** load: if the transition stalls, reverse it and remove the patch (as kpatch does). */
+  revert: boolean;
   /** Seconds to wait for a transition (load, enable, disable, unload). */
   timeout: number;
   key: string | undefined;
@@ -27,7 +29,7 @@ export interface Parsed {
 }
 
 const VALUE_OPTIONS = new Set(['--pid', '--name', '--timeout', '--key', '--out', '--since']);
-const FLAG_OPTIONS = new Set(['--all', '--json', '--follow', '-f', '--help', '-h']);
+const FLAG_OPTIONS = new Set(['--all', '--json', '--follow', '-f', '--help', '-h', '--revert-on-stall']);
 
 /** Parses argv (without node and the script). Throws UsageError naming the bad option. */
 export function parseArgs(argv: string[]): Parsed {
@@ -37,6 +39,7 @@ export function parseArgs(argv: string[]): Parsed {
     all: false,
     json: false,
     follow: false,
+    revert: false,
     timeout: 15,
     key: undefined,
     out: undefined,
@@ -68,6 +71,7 @@ export function parseArgs(argv: string[]): Parsed {
       if (arg === '--all') o.all = true;
       else if (arg === '--json') o.json = true;
       else if (arg === '--follow' || arg === '-f') o.follow = true;
+      else if (arg === '--revert-on-stall') o.revert = true;
       else o.help = true;
     } else if (arg.startsWith('-') && arg !== '-') {
       throw new UsageError(`unknown option '${arg}'`);

@@ -21,7 +21,8 @@ Processes
 Patches in a process
   list                      loaded patches, as the sysfs-style tree
   symbols [FILTER]          what can be patched (like /proc/kallsyms)
-  load PATCH [--timeout S]  register and enable a patch file, wait for the transition
+  load PATCH [--timeout S] [--revert-on-stall]
+                            register and enable a patch file, wait for the transition
   enable NAME | disable NAME
   unload NAME               disable if needed, wait, and remove
   info NAME                 objects, functions, callbacks, states, hashes, signature

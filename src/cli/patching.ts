@@ -196,12 +196,41 @@ export async function load(o: Options, io: Io, file: string): Promise<number> {
     }
     if (!o.json)
       io.out(`${label}waiting (up to ${o.timeout} s) for the patching transition of '${r.name}'...`);
-    return finish(c, t, r.name, 'patched', 'patching', o, io, label, {
+    const done = await finish(c, t, r.name, 'patched', 'patching', o, io, label, {
       already: false,
       sha256: r.sha256,
       enabled: true,
     });
+    if (done.code !== EXIT.timeout || !o.revert) return done;
+    return revertStalled(c, r.name, o, io, label, done);
   });
+}
+
+/**
+ * `load --revert-on-stall`: kpatch's answer to a stalled load — reverse the transition, wait, and remove the
+ * patch, so the process is back where it was. Still exit 3: the patch did not go in.
+ */
+async function revertStalled(
+  c: ControlClient,
+  name: string,
+  o: Options,
+  io: Io,
+  label: string,
+  stalled: Outcome,
+): Promise<Outcome> {
+  if (!o.json) io.err(`${label}reverting: disabling '${name}' and removing it (--revert-on-stall)`);
+  await c.request('disable', { name });
+  const back = await followTransition(c, name, o.timeout * 1000, io, o.json);
+  if (!back.done) {
+    if (!o.json)
+      io.err(
+        `${label}the reverse transition of '${name}' did not finish either; the patch stays loaded, disabling`,
+      );
+    return { code: EXIT.timeout, json: { ...(stalled.json as object), reverted: false } };
+  }
+  await c.request('remove', { name });
+  if (!o.json) io.err(`${label}patch '${name}' was reverted and removed; the process runs its original code`);
+  return { code: EXIT.timeout, json: { ...(stalled.json as object), reverted: true } };
 }
 
 export async function enable(o: Options, io: Io, name: string): Promise<number> {

@@ -183,3 +183,21 @@ test('a patch whose import never finishes is given up on, and the next command r
   assert.equal(after.code, 0, after.stderr);
   assert.equal((await get(app.port, '/')).body, '20');
 });
+
+test('load --revert-on-stall: a stalled patch is reversed and removed, and the process is as before', async (t) => {
+  const lp = lpEnv(t);
+  const app = await startApp(t, lp);
+  const pid = ['--pid', String(app.pid)];
+  const slow = get(app.port, '/slow');
+  await app.child.waitFor(/held #1/);
+  const r = await cli(lp, ['load', patch('fix-price.js'), ...pid, '--timeout', '0.5', '--revert-on-stall']);
+  assert.equal(r.code, 3, r.stdout + r.stderr);
+  assert.match(
+    r.stderr,
+    /has stalled[^]*reverting: disabling 'fix-price' and removing it[^]*patch 'fix-price' was reverted and removed/,
+  );
+  assert.deepEqual(await cliJson(lp, ['list', ...pid, '--json']), { patches: [] });
+  assert.equal((await get(app.port, '/')).body, '21');
+  await get(app.port, '/release');
+  assert.equal((await slow).body, 'slow 11');
+});
