@@ -74,6 +74,10 @@ export interface StateSpec {
 
 export interface PatchSpec {
   name: string;
+  /** One line for people: what the patch fixes. Shown by `livepatch info`. */
+  description?: string;
+  /** Advisory, CVE or ticket ids the patch fixes. Shown by `livepatch info` and `status`. */
+  fixes?: string[];
   replace?: boolean;
   objects: ObjectSpec[];
   states?: StateSpec[];
@@ -107,9 +111,12 @@ function checkKeys(v: Record<string, unknown>, field: string, allowed: readonly 
  */
 export function validatePatchSpec(input: unknown): PatchSpec {
   if (!isPlainObject(input)) fail('patch', 'expected an object');
-  checkKeys(input, '', ['name', 'replace', 'objects', 'states']);
-  const { name, replace, objects, states } = input;
+  checkKeys(input, '', ['name', 'description', 'fixes', 'replace', 'objects', 'states']);
+  const { name, description, fixes, replace, objects, states } = input;
   if (typeof name !== 'string' || !NAME_RE.test(name)) fail('name', 'expected 1-64 characters of [a-z0-9_-]');
+  if (description !== undefined && typeof description !== 'string') fail('description', 'expected a string');
+  if (fixes !== undefined && !(Array.isArray(fixes) && fixes.every((f) => typeof f === 'string' && f !== '')))
+    fail('fixes', 'expected an array of non-empty strings');
   if (replace !== undefined && typeof replace !== 'boolean') fail('replace', 'expected a boolean');
   if (!Array.isArray(objects)) fail('objects', 'expected an array');
   const seenObjects = new Set<string>();
@@ -183,5 +190,8 @@ export function validatePatchSpec(input: unknown): PatchSpec {
       outStates.push({ id: s.id, version: s.version });
     });
   }
-  return { name, replace: replace === true, objects: outObjects, states: outStates };
+  const out: PatchSpec = { name, replace: replace === true, objects: outObjects, states: outStates };
+  if (description !== undefined) out.description = description as string;
+  if (fixes !== undefined) out.fixes = [...(fixes as string[])];
+  return out;
 }

@@ -43,6 +43,8 @@ test('defineLivepatch names the exact field that is wrong', () => {
     [{ name: 'Bad Name', objects: [] }, 'name: expected 1-64 characters of [a-z0-9_-]'],
     [{ name: 'p', objects: {} }, 'objects: expected an array'],
     [{ name: 'p', replace: 1, objects: [] }, 'replace: expected a boolean'],
+    [{ name: 'p', description: 2, objects: [] }, 'description: expected a string'],
+    [{ name: 'p', fixes: ['CVE-1', ''], objects: [] }, 'fixes: expected an array of non-empty strings'],
     [
       { name: 'p', objects: [{ module: 'm/a.js', funcs: [{ name: 'x', replacement: f }, { name: '' }] }] },
       'objects[0].funcs[1].name: expected a non-empty string',
@@ -106,7 +108,7 @@ test('defineLivepatch names the exact field that is wrong', () => {
     ],
     [
       { name: 'p', objects: [], extra: true },
-      'extra: unknown field (expected one of name, replace, objects, states)',
+      'extra: unknown field (expected one of name, description, fixes, replace, objects, states)',
     ],
   ];
   for (const [spec, message] of cases)
@@ -116,6 +118,9 @@ test('defineLivepatch names the exact field that is wrong', () => {
     objects: [{ module: 'm/a.js', funcs: [{ name: 'x', replacement: f }] }],
   });
   assert.ok(isLivepatch(ok) && Object.isFrozen(ok) && Object.isFrozen(ok.objects[0]!.funcs));
+  const described = defineLivepatch({ name: 'd', description: 'fix x', fixes: ['CVE-2026-1'], objects: [] });
+  assert.equal(described.description, 'fix x');
+  assert.deepEqual(described.fixes, ['CVE-2026-1']);
 });
 
 test('a failed load names module, function and hashes, and leaves nothing behind', () => {
