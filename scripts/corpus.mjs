@@ -182,6 +182,7 @@ function startService(cwd, probe, env, live) {
   return { proc: p, port, stderr: () => err };
 }
 
+const patchName = (c) => `${c.package}-${c.fixed.replaceAll('.', '-')}`;
 const secs = (ms) => (ms / 1000).toFixed(1) + ' s';
 
 /** One case, start to end. Returns its row; never throws (a broken case is a row saying so). */
@@ -221,10 +222,18 @@ async function runCase(c, live) {
       process.execPath,
       [
         builderCli,
-        '--from',
-        `${c.package}@${c.vulnerable}`,
-        '--to',
-        `${c.package}@${c.fixed}`,
+        // A case with a 'diff' builds from the published fix adapted by hand (the case says how), applied to the
+        // vulnerable version's own files.
+        ...(c.diff
+          ? [
+              '--source',
+              join(work, 'node_modules', c.package),
+              '--diff',
+              join(c.dir, c.diff),
+              '--name',
+              patchName(c),
+            ]
+          : ['--from', `${c.package}@${c.vulnerable}`, '--to', `${c.package}@${c.fixed}`]),
         '--cache',
         npmCache,
         '--fixes',
@@ -293,7 +302,7 @@ async function runCase(c, live) {
       await new Promise((r) => setTimeout(r, 200));
       const after = await ask(agent, port, c.exploit);
       const normalAfter = (await ask(agent, port, c.normal)).result;
-      const name = analysis?.name ?? `${c.package}-${c.fixed.replaceAll('.', '-')}`;
+      const name = analysis?.name ?? patchName(c);
       const disabled = await run(
         process.execPath,
         [mainCli, 'disable', name, '--pid', String(svc.proc.pid)],
