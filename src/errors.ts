@@ -20,7 +20,12 @@ export class LivepatchError extends Error {
   /** Extra facts for programs (module id, hashes, line…); shown by the CLI under --json. */
   readonly details: Record<string, unknown> | undefined;
 
-  constructor(code: LivepatchErrorCode, message: string, details?: Record<string, unknown>, options?: ErrorOptions) {
+  constructor(
+    code: LivepatchErrorCode,
+    message: string,
+    details?: Record<string, unknown>,
+    options?: ErrorOptions,
+  ) {
     super(message, options);
     this.code = code;
     this.details = details;

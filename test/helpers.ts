@@ -21,7 +21,10 @@ export function fixture(...parts: string[]): string {
  * Makes a temporary directory holding the given files (path → contents), removed by the returned `cleanup`.
  * Use with `t.after(project.cleanup)`.
  */
-export function tmpProject(files: Record<string, string>, prefix = 'lp-test-'): { dir: string; cleanup: () => void } {
+export function tmpProject(
+  files: Record<string, string>,
+  prefix = 'lp-test-',
+): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   for (const [name, text] of Object.entries(files)) {
     const path = join(dir, name);
