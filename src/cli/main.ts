@@ -33,6 +33,12 @@ Patches in a process
 Installed patches (loaded when a process starts)
   install PATCH | uninstall PATCH
 
+Building patches and the kernel (docs/build.md, docs/kernel.md)
+  build --old DIR --new DIR | --source DIR --diff FIX.patch | --from PKG@V1 --to PKG@V2  [-o FILE] [--dry-run]
+                            make a patch module from a source change, as kpatch-build does
+  kernel list|load|enable|disable|unload|force|info|install|uninstall ...
+                            the Linux kernel's own livepatch (/sys/kernel/livepatch)
+
 Trust
   keygen [BASE]             new Ed25519 key pair BASE.key / BASE.pub
   sign PATCH --key KEY      write PATCH.sig
@@ -55,6 +61,9 @@ function none(p: Parsed): void {
 
 /** Runs one command line; resolves with the exit code. Never throws. */
 export async function main(argv: string[], io: Io = stdio): Promise<number> {
+  // `build` and `kernel` parse their own flags; they are imported only when used, so the builder's parser does not
+  // load for every `livepatch ps`.
+  if (argv[0] === 'build' || argv[0] === 'kernel') return await delegate(argv[0], argv.slice(1), io);
   let p: Parsed | undefined;
   try {
     p = parseArgs(argv);
@@ -122,6 +131,24 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
     }
     if (json) io.out(JSON.stringify(errorJson(e)));
     else io.err(`livepatch: error: ${e instanceof Error ? e.message : String(e)}`);
+    return EXIT.failed;
+  }
+}
+
+async function delegate(command: 'build' | 'kernel', argv: string[], io: Io): Promise<number> {
+  // They write whole chunks that end lines where they mean to: to the terminal, pass them through untouched.
+  const sub =
+    io === stdio
+      ? {
+          stdout: (s: string) => void process.stdout.write(s),
+          stderr: (s: string) => void process.stderr.write(s),
+        }
+      : { stdout: (s: string) => io.out(s), stderr: (s: string) => io.err(s) };
+  try {
+    if (command === 'build') return await (await import('../build/index.js')).runBuild(argv, sub);
+    return await (await import('../kernel/index.js')).runKernel(argv, sub);
+  } catch (e) {
+    io.err(`livepatch: error: ${e instanceof Error ? e.message : String(e)}`);
     return EXIT.failed;
   }
 }
