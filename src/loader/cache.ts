@@ -2,7 +2,7 @@
 // Entries are written to a temporary file and renamed into place: a crash mid-write leaves no torn entry, and
 // two processes starting together at worst both write the same bytes. Each entry carries the sha256 of its
 // body, so a damaged entry is noticed, ignored and replaced.
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { debug, warn } from './log.js';
@@ -21,7 +21,7 @@ export interface DiskCache {
 }
 
 function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
+  return hash('sha256', text, 'hex');
 }
 
 /** The cache key for one instrumentation: a hash of everything the output depends on. */

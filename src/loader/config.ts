@@ -4,6 +4,7 @@ import { existsSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { acornDir } from './instrumenter.js';
 import { warn } from './log.js';
 import { findAnyPackageRoot, findNamedPackage, readPackageJson } from './module-id.js';
 
@@ -17,7 +18,7 @@ export interface InstrumentRule {
 export interface LoaderConfig {
   /** The app's root: its files (outside node_modules) are instrumented by default. */
   appRoot: string;
-  /** Directories holding livepatch's own code (never instrumented). */
+  /** Directories holding livepatch's own code and the acorn it parses with (never instrumented). */
   selfDirs: string[];
   /** livepatch's package root: `livepatch` resolves to `<selfRoot>/dist/src/index.js` from anywhere. */
   selfRoot: string;
@@ -33,6 +34,8 @@ export interface LoaderConfig {
 
 // dist/src/loader/config.js → the package root is three levels up.
 const selfRoot = fileURLToPath(new URL('../../../', import.meta.url)).replace(/[\\/]$/, '');
+
+const optional = (dir: string | undefined): string[] => (dir === undefined ? [] : [dir]);
 
 function realPath(file: string): string {
   try {
@@ -101,7 +104,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoaderConfig {
   return {
     appRoot,
     selfRoot,
-    selfDirs: [join(selfRoot, 'dist', 'src'), join(selfRoot, 'src')],
+    // acorn too: the instrumenter is loaded lazily, through the app's hooks, after they are in place.
+    selfDirs: [join(selfRoot, 'dist', 'src'), join(selfRoot, 'src'), ...optional(acornDir())],
     rules: [
       ...packageRules(appRoot),
       ...parseRules((env.LIVEPATCH_INSTRUMENT ?? '').split(','), 'LIVEPATCH_INSTRUMENT'),

@@ -39,6 +39,13 @@ export const features = {
       "require(esm) (20.19, 22.12) passes ESM source through Module.prototype._compile with format 'module'; " +
       'the async hooks of Node 20 never see it, so the compile hook instruments it there (registerHooks does on 22+)',
   },
+  /** require(esm) works (in the main thread and in the hooks thread) while module.register hooks are active. */
+  requireEsmUnderAsyncHooks: {
+    on: major === 20 && atLeast(20, 19),
+    reason:
+      'the instrumenter is loaded lazily with require(esm); on 22+ that throws "resolveSync() is not ' +
+      'implemented" while module.register hooks are active, so there both threads load it at start',
+  },
 } satisfies Record<string, FeatureRow>;
 
 /** Which hook instruments ESM in this process: 'sync' (registerHooks) or 'async' (module.register). */

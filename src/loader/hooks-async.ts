@@ -5,11 +5,12 @@ import { fileURLToPath } from 'node:url';
 import type { ModuleNote } from '../runtime/abi.js';
 import { openCache } from './cache.js';
 import type { LoaderConfig } from './config.js';
-import { loadInstrumenter } from './instrumenter.js';
+import { features } from './features.js';
+import { lazyInstrumenter } from './instrumenter.js';
 import { warn } from './log.js';
 import { isPatchUrl, resolveSelf } from './patch-modules.js';
 import { sourceText, type Context, type LoadResult, type ResolveResult } from './hooks-sync.js';
-import { transformModule, type TransformContext } from './transform.js';
+import { distrustCache, transformModule, type TransformContext } from './transform.js';
 
 export interface AsyncHooksData {
   config: LoaderConfig;
@@ -24,13 +25,16 @@ export async function initialize(data: AsyncHooksData): Promise<void> {
   selfRoot = data.config.selfRoot;
   try {
     const port = data.port;
-    ctx = {
+    // Lazy, as in the main thread: the main thread waits for initialize, and a warm cache needs no parser.
+    const c: TransformContext = (ctx = {
       config: data.config,
-      instrumenter: await loadInstrumenter(),
+      instrumenter: lazyInstrumenter((real) => distrustCache(c, real)),
       cache:
         data.config.cacheDir === null ? null : openCache(data.config.cacheDir, data.config.cacheDirShared),
       note: (note: ModuleNote) => port.postMessage(note),
-    };
+    });
+    // Where require(esm) is refused under these hooks (22+), this thread cannot load it lazily either.
+    if (!features.requireEsmUnderAsyncHooks.on) await c.instrumenter.preload();
   } catch (e) {
     warn(
       `cannot instrument ES modules (${e instanceof Error ? e.message : String(e)}); they load uninstrumented`,

@@ -5,13 +5,13 @@ import { MessageChannel } from 'node:worker_threads';
 import type { ModuleNote, Registry } from '../runtime/abi.js';
 import { openCache } from './cache.js';
 import { loadConfig, type LoaderConfig } from './config.js';
-import { esmHookKind } from './features.js';
+import { esmHookKind, features } from './features.js';
 import type { AsyncHooksData } from './hooks-async.js';
 import { installCompileHook } from './hooks-cjs.js';
 import { installSyncHooks } from './hooks-sync.js';
-import { loadInstrumenter } from './instrumenter.js';
+import { lazyInstrumenter } from './instrumenter.js';
 import { debug } from './log.js';
-import type { TransformContext } from './transform.js';
+import { distrustCache, type TransformContext } from './transform.js';
 
 /**
  * Installs the hooks; modules loaded from now on are instrumented and registered with `registry`. Throws when
@@ -31,7 +31,7 @@ export async function installLoader(
   };
   const ctx: TransformContext = {
     config,
-    instrumenter: await loadInstrumenter(),
+    instrumenter: lazyInstrumenter((real) => distrustCache(ctx, real)),
     cache: config.cacheDir === null ? null : openCache(config.cacheDir, config.cacheDirShared),
     note,
   };
@@ -40,6 +40,8 @@ export async function installLoader(
   if (kind === 'sync') {
     installSyncHooks(ctx, config);
   } else {
+    // Before the hooks exist, as it cannot be loaded lazily from this thread once they do.
+    if (!features.requireEsmUnderAsyncHooks.on) await ctx.instrumenter.preload();
     const { port1, port2 } = new MessageChannel();
     port1.on('message', note);
     port1.unref(); // notes must never keep the app alive

@@ -1,16 +1,89 @@
-// The instrumenter as the loader sees it: loaded once per thread, with its version for the cache key.
+// The instrumenter as the loader sees it: its version (for the cache key) known at once, its code (and acorn's)
+// loaded only when a module actually needs instrumenting — a start with a warm cache never pays for either.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { InstrumentOptions, InstrumentResult } from '../instrument/types.js';
+import { debug } from './log.js';
+import { findNamedPackage } from './module-id.js';
 
 export interface Instrumenter {
   instrument(source: string, options: InstrumentOptions): InstrumentResult;
+  /** INSTRUMENTER_VERSION of src/instrument: part of every cache key. */
   version: string;
+  /** Loads the code now, asynchronously, where a later synchronous load would be refused (features.ts). */
+  preload(): Promise<void>;
 }
 
+interface InstrumentModule {
+  instrument(source: string, options: InstrumentOptions): InstrumentResult;
+  INSTRUMENTER_VERSION: string;
+}
+
+const entry = fileURLToPath(new URL('../instrument/index.js', import.meta.url));
+
+// Read from the module's text rather than by importing it: importing it loads acorn and the whole instrumenter
+// (tens of ms per thread), which a start served from the cache does not need. Checked against the real value
+// when the module is loaded (see lazyInstrumenter).
+const VERSION_RE = /\bINSTRUMENTER_VERSION\s*=\s*['"]([^'"]+)['"]/;
+
 /**
- * Loads src/instrument (and acorn with it). Imported on demand rather than at the top so that a failure to load
- * it reaches the caller as an error — one warning, app uninstrumented — instead of failing `--import`.
+ * The directory of the acorn package the instrumenter imports. It must never be instrumented itself: it is
+ * loaded through the app's hooks when the first module misses the cache, possibly under LIVEPATCH_INSTRUMENT='*'.
+ * Returns undefined when acorn cannot be found (the instrumenter's own import will then say why).
  */
-export async function loadInstrumenter(): Promise<Instrumenter> {
-  const { instrument, INSTRUMENTER_VERSION } = await import('../instrument/index.js');
-  return { instrument, version: INSTRUMENTER_VERSION };
+export function acornDir(): string | undefined {
+  try {
+    const main = createRequire(entry).resolve('acorn');
+    return findNamedPackage(dirname(main))?.root;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Thrown (the same object each time) once loading the instrumenter has failed: transform.ts warns once. */
+export class InstrumenterUnavailable extends Error {}
+
+/**
+ * An instrumenter whose code is loaded, synchronously, on the first call to `instrument` — from a hook that
+ * must answer synchronously (the CommonJS compile hook, module.registerHooks). Throws now only when the
+ * instrumenter is not there at all (its entry cannot be read): the caller warns and the app runs as is.
+ * `onLoad` runs once after a successful load, with the version the module really has.
+ */
+export function lazyInstrumenter(onLoad?: (realVersion: string) => void): Instrumenter {
+  const text = readFileSync(entry, 'utf8');
+  const version = VERSION_RE.exec(text)?.[1];
+  let mod: InstrumentModule | undefined;
+  let failure: InstrumenterUnavailable | undefined;
+  const load = (): InstrumentModule => {
+    if (mod !== undefined) return mod;
+    if (failure !== undefined) throw failure;
+    const started = performance.now();
+    // require(esm) (20.19+, 22.12+): the only synchronous way to load an ES module. It leaves an entry in
+    // require.cache, which apps and tools walk: livepatch's own entries are taken out again.
+    const req = createRequire(import.meta.url);
+    const before = new Set(Object.keys(req.cache));
+    try {
+      mod = req(entry) as InstrumentModule;
+    } catch (e) {
+      failure = new InstrumenterUnavailable(
+        `cannot load the instrumenter (${e instanceof Error ? e.message : String(e)})`,
+      );
+      throw failure;
+    } finally {
+      for (const key of Object.keys(req.cache)) if (!before.has(key)) delete req.cache[key];
+    }
+    debug(`instrumenter loaded in ${(performance.now() - started).toFixed(1)} ms`);
+    onLoad?.(mod.INSTRUMENTER_VERSION);
+    return mod;
+  };
+  const preload = async (): Promise<void> => {
+    if (mod !== undefined) return;
+    mod = (await import(pathToFileURL(entry).href)) as InstrumentModule;
+    onLoad?.(mod.INSTRUMENTER_VERSION);
+  };
+  const instrument = (s: string, o: InstrumentOptions) => load().instrument(s, o);
+  // The version is written some other way now: load at once rather than guess a cache key.
+  return { instrument, version: version ?? load().INSTRUMENTER_VERSION, preload };
 }

@@ -1,6 +1,6 @@
 // Module identity (DESIGN.md §6): the id `<package name>/<path inside the package>` and the content hash.
 // Shared with the patch builder, so both name a module the same way.
-import { createHash } from 'node:crypto';
+import { hash as oneShotHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { basename, dirname, join, relative, sep } from 'node:path';
 
@@ -94,5 +94,6 @@ export function moduleIdentity(file: string): ModuleIdentity {
 
 /** sha256 (hex) of a module's bytes as read from disk, before any transpiler or instrumentation. */
 export function contentHash(bytes: Uint8Array | string): string {
-  return createHash('sha256').update(bytes).digest('hex');
+  // crypto.hash (20.12+): one call, no Hash object — about a third cheaper for a module-sized input.
+  return oneShotHash('sha256', bytes, 'hex');
 }

@@ -7,7 +7,7 @@ import type { ModuleNote } from '../runtime/abi.js';
 import { cacheKey, type DiskCache } from './cache.js';
 import type { LoaderConfig } from './config.js';
 import { decide } from './filter.js';
-import type { Instrumenter } from './instrumenter.js';
+import { InstrumenterUnavailable, type Instrumenter } from './instrumenter.js';
 import { debug, warn } from './log.js';
 import { contentHash, moduleIdentity } from './module-id.js';
 import { takeSourceMap, unwrapTsxCjs, withInlineMap } from './source-map.js';
@@ -48,6 +48,18 @@ function instrumentFresh(
   // A transpiler's map is always carried on, composed, since without it positions would be the transpiler's.
   return inputMap !== undefined || ctx.config.inlineMaps ? withInlineMap(code, map) : code;
 }
+
+/**
+ * Turns the cache off for this thread when the instrumenter that was loaded is not the version its text said
+ * (the cache keys computed so far named the wrong one). Called once, when the instrumenter loads.
+ */
+export function distrustCache(ctx: TransformContext, realVersion: string): void {
+  if (realVersion === ctx.instrumenter.version || ctx.cache === null) return;
+  debug(`instrumenter is '${realVersion}', not '${ctx.instrumenter.version}'; cache off`);
+  ctx.cache = null;
+}
+
+let warnedUnavailable = false;
 
 /** Why a module run through Node's own type stripping is not instrumented. */
 export const TS_STRIPPED =
@@ -117,6 +129,15 @@ export function transformModule(
     return code;
   } catch (e) {
     const reason = e instanceof Error ? e.message : String(e);
+    if (e instanceof InstrumenterUnavailable) {
+      // One warning for the whole process, not one per module: every later module fails the same way.
+      if (!warnedUnavailable) warn(`${reason}; modules load uninstrumented`);
+      warnedUnavailable = true;
+      try {
+        ctx.note({ id, hash, file, status: 'failed', reason });
+      } catch {}
+      return source;
+    }
     // TypeScript reaching the instrumenter means the transpiler's hooks ran after ours: say how to fix it.
     const hint =
       isLivepatchError(e) && /\.[cm]?tsx?$/.test(file)
