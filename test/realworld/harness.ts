@@ -32,7 +32,14 @@ function npm(args: string[], cwd: string): { status: number | null; out: string 
     encoding: 'utf8',
     timeout: 180_000,
     // npm run by `npm test` passes its own config down; the fetch must not inherit a prefix or a dry run.
-    env: cleanEnv({ npm_config_loglevel: 'error', npm_config_fund: 'false', npm_config_audit: 'false' }),
+    // Bounded retries, so an unreachable registry becomes a skip in seconds rather than minutes.
+    env: cleanEnv({
+      npm_config_loglevel: 'error',
+      npm_config_fund: 'false',
+      npm_config_audit: 'false',
+      npm_config_fetch_retries: '1',
+      npm_config_fetch_timeout: '30000',
+    }),
   });
   return { status: r.status, out: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? String(r.error) : ''}` };
 }
