@@ -8,6 +8,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
+import { nodeBinaries } from './node-versions.mjs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fmtRatio, mdTable, summary } from '../bench/stats.mjs';
@@ -29,17 +30,13 @@ for (const s of suites) {
     process.exit(2);
   }
 }
-const bins = {
-  20: process.execPath,
-  22: join(root, 'node_modules/node22/bin/node'),
-  24: join(root, 'node_modules/node24/bin/node'),
-};
 const nodes = opts.nodes.split(',').map((s) => s.trim());
-for (const n of nodes) {
-  if (!bins[n] || !existsSync(bins[n])) {
-    console.error(`bench: Node.js ${n} is not installed (${bins[n] ?? 'unknown version'}); run npm ci`);
-    process.exit(2);
-  }
+let bins;
+try {
+  bins = nodeBinaries(nodes);
+} catch (e) {
+  console.error(`bench: ${e.message}`);
+  process.exit(2);
 }
 const workloads = ['tiny', 'tiny-cjs', 'medium', 'poly', 'async'];
 const apps = ['http', 'express'];

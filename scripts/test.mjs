@@ -5,14 +5,17 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, mkdtempSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { tmpdir } from 'node:os';
+import { nodeBinaries } from './node-versions.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
-const nodes = {
-  20: process.execPath,
-  22: join(root, 'node_modules/node22/bin/node'),
-  24: join(root, 'node_modules/node24/bin/node'),
-};
 const wanted = (process.env.LIVEPATCH_TEST_NODES ?? '20,22,24').split(',').map((s) => s.trim());
+let nodes;
+try {
+  nodes = nodeBinaries(wanted);
+} catch (e) {
+  console.error(`test: ${e.message}`);
+  process.exit(1);
+}
 const filters = process.argv.slice(2);
 
 function findTests(dir) {
@@ -37,10 +40,6 @@ let skipped = 0;
 const work = mkdtempSync(join(tmpdir(), 'livepatch-test-'));
 for (const version of wanted) {
   const bin = nodes[version];
-  if (!bin || !existsSync(bin)) {
-    console.error(`test: Node.js ${version} is not installed (${bin ?? 'unknown version'}); run npm ci`);
-    process.exit(1);
-  }
   const tap = join(work, `node${version}.tap`);
   console.log(`\n== Node.js ${version} (${bin}) — ${files.length} files ==`);
   const r = spawnSync(
