@@ -22,6 +22,8 @@ interface PackageJson {
 // thousands of times, and package.json files do not change under a running process in any way we honour.
 const jsonCache = new Map<string, PackageJson | null>();
 const namedCache = new Map<string, { name: string; root: string } | null>();
+// The package of each directory holding modules, as moduleIdentity uses it.
+const packageCache = new Map<string, { name: string; root: string; prefix: string }>();
 
 /**
  * Reads and parses `<dir>/package.json`, cached. Returns null when there is none or it is not valid JSON (Node
@@ -85,11 +87,18 @@ export function findAnyPackageRoot(dir: string): string | null {
  */
 export function moduleIdentity(file: string): ModuleIdentity {
   const dir = dirname(file);
-  const named = findNamedPackage(dir);
-  const packageRoot = named?.root ?? findAnyPackageRoot(dir) ?? dir;
-  const packageName = named?.name ?? basename(packageRoot);
-  const inside = relative(packageRoot, file).split(sep).join('/');
-  return { id: `${packageName}/${inside}`, packageName, packageRoot };
+  let pkg = packageCache.get(dir);
+  if (pkg === undefined) {
+    const named = findNamedPackage(dir);
+    const root = named?.root ?? findAnyPackageRoot(dir) ?? dir;
+    pkg = { name: named?.name ?? basename(root), root, prefix: root.endsWith(sep) ? root : root + sep };
+    packageCache.set(dir, pkg);
+  }
+  // The package root is an ancestor of the file (found by walking up from it): the rest of the path is a
+  // slice, not a path.relative (which resolves both paths against the working directory, on every module).
+  const inside = file.startsWith(pkg.prefix) ? file.slice(pkg.prefix.length) : relative(pkg.root, file);
+  const id = `${pkg.name}/${sep === '/' ? inside : inside.split(sep).join('/')}`;
+  return { id, packageName: pkg.name, packageRoot: pkg.root };
 }
 
 /** sha256 (hex) of a module's bytes as read from disk, before any transpiler or instrumentation. */
