@@ -96,10 +96,14 @@ test('SIGTERM during a transition: the app shuts down by its own handler and not
   const answer = await held;
   assert.equal(answer.status, 200);
   assert.equal(JSON.parse(answer.body).api, undefined);
-  // The CLI that was following the transition ends with an error instead of waiting out its timeout.
+  // The CLI that was following the transition ends at once: the drained request completed the transition
+  // (exit 0), or the process went away first (exit 1) — never waiting out its 30 s timeout.
   const r = await load.done;
-  assert.equal(r.code, 1, r.stdout + r.stderr);
-  assert.match(r.stderr, /connection to the process closed/);
+  if (r.code === 0) assert.match(r.stdout, /patched 'soak-express-hot': transition complete/);
+  else {
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /connection to the process closed/);
+  }
   assert.ok(Date.now() - t0 < 10_000);
   assert.equal(existsSync(socketPath(soak.controlDir, app.pid)), false, 'the socket file is removed');
 });
@@ -232,6 +236,13 @@ test('a flooded control socket: the app keeps serving and other clients are stil
   assert.equal(r.non2xx + r.errors + r.timeouts, 0, JSON.stringify(r));
   assert.ok(r.requests > 0);
   t.diagnostic(`HTTP during the flood: ${r.requests} requests, p99 ${r.latencyP99} ms, none failed`);
+  // Connections that never say hello hold the server's 32 slots until their 10 s handshake timeout; a client
+  // already connected is still answered. (New clients are refused meanwhile: see docs/soak.md, Findings.)
+  const idle = Array.from({ length: 40 }, () => connect(sock).on('error', () => {}));
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(((await client.request('list')) as { patches: unknown[] }).patches.length, 1);
+  for (const s of idle) s.destroy();
+  await new Promise((r) => setTimeout(r, 200));
   // A new client after the flood: the CLI connects and sees a coherent tree.
   const tree = await settledTree(t, soak, app.pid);
   assert.deepEqual(
