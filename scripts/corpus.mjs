@@ -182,6 +182,8 @@ function startService(cwd, probe, env, live) {
   return { proc: p, port, stderr: () => err };
 }
 
+/** What a failed command said, in one line: its first lines, where a stack trace names the error. */
+const firstLines = (text) => text.trim().split('\n').slice(0, 8).join(' ').slice(0, 600);
 const patchName = (c) => `${c.package}-${c.fixed.replaceAll('.', '-')}`;
 const secs = (ms) => (ms / 1000).toFixed(1) + ' s';
 
@@ -296,7 +298,7 @@ async function runCase(c, live) {
       row.transitionMs = transition ? Number(transition[1]) : null;
       if (loaded.code !== 0) {
         await load.stop();
-        row.reason = `livepatch load failed: ${(loaded.stderr || loaded.stdout).trim().split('\n').pop()}`;
+        row.reason = `livepatch load failed: ${firstLines(loaded.stderr || loaded.stdout)}; service stderr: ${firstLines(svc.stderr()) || '(empty)'}`;
         return row;
       }
       await new Promise((r) => setTimeout(r, 200));
@@ -318,7 +320,7 @@ async function runCase(c, live) {
         problems.push(`still exploitable after the patch: ${JSON.stringify(after).slice(0, 200)}`);
       if (!isDeepStrictEqual(normalAfter, normal)) problems.push('normal behaviour changed after the patch');
       if (disabled.code !== 0)
-        problems.push(`livepatch disable failed: ${disabled.stderr.trim().split('\n').pop()}`);
+        problems.push(`livepatch disable failed: ${firstLines(disabled.stderr || disabled.stdout)}`);
       else if (back.exploited !== true) problems.push('disable did not bring the exploit back');
       if (stats.failed > 0)
         problems.push(`${stats.failed} request(s) failed under load: ${stats.firstFailure}`);
