@@ -71,7 +71,7 @@ for (const kind of kinds) {
     assert.equal(r.status, 200);
     assert.equal(JSON.parse(r.body).api, 2);
     assert.equal(JSON.parse(r.body).vetoed, undefined);
-    // Refused, not registered: the same name loads once the callback would agree (here: a second try fails alike).
+    // Refused means not registered either: the process does not know the name.
     assert.equal((await cli(t, soak, ['info', 'soak-veto', ...pid])).code, 1);
   });
 }
