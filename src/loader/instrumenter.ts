@@ -80,7 +80,9 @@ export function lazyInstrumenter(onLoad?: (realVersion: string) => void): Instru
   };
   const preload = async (): Promise<void> => {
     if (mod !== undefined) return;
+    const started = performance.now();
     mod = (await import(pathToFileURL(entry).href)) as InstrumentModule;
+    debug(`instrumenter loaded at start in ${(performance.now() - started).toFixed(1)} ms`);
     onLoad?.(mod.INSTRUMENTER_VERSION);
   };
   const instrument = (s: string, o: InstrumentOptions) => load().instrument(s, o);
