@@ -55,10 +55,26 @@ export async function listenControl(opts: ServerOptions): Promise<Server> {
     return run;
   };
 
-  const server = createServer((socket) => serve(socket, opts, serialize));
+  // Bounds what a misbehaving local client can hold: connections here, unread output in serve(). At the limit the
+  // oldest connection that has not said hello yet makes room, so idle or garbage connections cannot lock the
+  // operator out; only when every connection is a live client is the newcomer told why it is refused.
+  const open = new Set<Socket>();
+  const ungreeted = new Set<Socket>();
+  const server = createServer((socket) => {
+    if (open.size >= MAX_CONNECTIONS) {
+      const oldest = ungreeted.values().next().value;
+      if (oldest !== undefined) oldest.destroy();
+      else {
+        refuse(socket, `too many control connections (${MAX_CONNECTIONS}) to this process; try again`);
+        return;
+      }
+    }
+    open.add(socket);
+    ungreeted.add(socket);
+    socket.on('close', () => (open.delete(socket), ungreeted.delete(socket)));
+    serve(socket, opts, serialize, () => ungreeted.delete(socket));
+  });
   server.on('error', () => {});
-  // Bounds what a misbehaving local client can hold: connections here, unread output in serve().
-  server.maxConnections = MAX_CONNECTIONS;
   try {
     unlinkSync(opts.socket);
   } catch {}
@@ -74,17 +90,24 @@ export async function listenControl(opts: ServerOptions): Promise<Server> {
   return server;
 }
 
+function refuse(socket: Socket, message: string): void {
+  socket.unref();
+  socket.on('error', () => {});
+  socket.end(encodeFrame({ id: null, ok: false, error: { code: 'EBUSY', message } }));
+}
+
 function serve(
   socket: Socket,
   opts: ServerOptions,
   serialize: <T>(fn: () => Promise<T>) => Promise<T>,
+  onGreeted: () => void,
 ): void {
   socket.unref();
   socket.on('error', () => {});
   const decoder = new FrameDecoder(opts.maxFrame ?? MAX_FRAME);
   const closers: (() => void)[] = [];
   let greeted = false;
-  socket.setTimeout(opts.handshakeMs ?? 10_000, () => {
+  socket.setTimeout(opts.handshakeMs ?? 2_000, () => {
     if (!greeted) socket.destroy();
   });
   socket.on('close', () => {
@@ -150,6 +173,7 @@ function serve(
           return;
         }
         greeted = true;
+        onGreeted();
         socket.setTimeout(0);
         send({ hello: 'livepatch', protocol: PROTOCOL_VERSION, ...opts.hello } satisfies HelloAnswer);
         continue;

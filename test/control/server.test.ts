@@ -320,3 +320,30 @@ test('two commands at once are serialized: the same patch sent twice loads once'
   a.close();
   b.close();
 });
+
+test('connections that never say hello make room for the operator; live clients past the limit are told why', async (t) => {
+  const lp = lpEnv(t);
+  const app = await startApp(t, lp);
+  const sock = join(lp.controlDir, `${app.pid}.sock`);
+  const idle = await Promise.all(
+    Array.from(
+      { length: 40 },
+      () =>
+        new Promise<ReturnType<typeof connect>>((resolve) => {
+          const s = connect(sock, () => resolve(s));
+          s.on('error', () => {});
+        }),
+    ),
+  );
+  t.after(() => idle.forEach((s) => s.destroy()));
+  const client = await ControlClient.connect(sock, 5_000);
+  assert.deepEqual(await client.request('list'), { patches: [] });
+  const clients = [client];
+  t.after(() => clients.forEach((c) => c.close()));
+  for (let i = 1; i < 32; i++) clients.push(await ControlClient.connect(sock, 5_000));
+  await assert.rejects(ControlClient.connect(sock, 5_000), {
+    code: 'EBUSY',
+    message: /too many control connections \(32\)/,
+  });
+  assert.equal((await get(app.port, '/')).body, '21');
+});
