@@ -114,7 +114,9 @@ export function transformModule(
       file,
       format,
       hash,
-      contentHash(source),
+      // The code handed over is usually the file itself, decoded: then it is a function of the bytes, which
+      // `hash` already names, and decoding and comparing costs a fraction of hashing it again.
+      source.length <= bytes.length && bytes.toString('utf8') === source ? hash : contentHash(source),
       ctx.config.inlineMaps ? 'map' : 'nomap',
     ]);
     const cached = ctx.cache?.get(key);
