@@ -26,7 +26,7 @@ export function lpEnv(t: TestContext, extra: NodeJS.ProcessEnv = {}): LpEnv {
     ...process.env,
     XDG_RUNTIME_DIR: run,
     LIVEPATCH_INSTALL_DIR: installDir,
-    LIVEPATCH_CACHE: 'off',
+    LIVEPATCH_CACHE_DIR: 'off',
     ...extra,
   };
   delete env['LIVEPATCH_TRUSTED_KEYS'];
