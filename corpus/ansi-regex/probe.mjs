@@ -5,7 +5,7 @@ const require = createRequire(import.meta.url);
 const ansiRegex = require('ansi-regex');
 
 export function probe(input) {
-  const text = input === 'attack' ? '\u001b[' + ';'.repeat(7000) : input;
+  const text = input === 'attack' ? '\u001b[' + ';'.repeat(12000) : input;
   const t0 = performance.now();
   const result = text.replace(ansiRegex(), '');
   return { result: input === 'attack' ? result.length : result, exploited: performance.now() - t0 > 100 };

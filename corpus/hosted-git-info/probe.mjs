@@ -8,7 +8,7 @@ const hostedGitInfo = require('hosted-git-info');
 let attacks = 0;
 
 export function probe(input) {
-  const text = input === 'attack' ? 'a:' + '/'.repeat(9000 + (attacks++ % 1000)) : input;
+  const text = input === 'attack' ? 'a:' + '/'.repeat(18000 + (attacks++ % 1000)) : input;
   const t0 = performance.now();
   const info = hostedGitInfo.fromUrl(text);
   const result = info ? info.https() : null;

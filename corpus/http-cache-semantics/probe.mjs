@@ -5,7 +5,7 @@ const require = createRequire(import.meta.url);
 const CachePolicy = require('http-cache-semantics');
 
 export function probe(input) {
-  const header = input === 'attack' ? 'a' + ' '.repeat(9000) + 'b' : input;
+  const header = input === 'attack' ? 'a' + ' '.repeat(15000) + 'b' : input;
   const t0 = performance.now();
   const policy = new CachePolicy(
     { method: 'GET', headers: {} },

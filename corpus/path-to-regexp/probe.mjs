@@ -7,7 +7,7 @@ const pathToRegexp = require('path-to-regexp');
 const route = pathToRegexp('/:a-:b');
 
 export function probe(input) {
-  const path = input === 'attack' ? '/' + '-'.repeat(16000) + '/x' : input;
+  const path = input === 'attack' ? '/' + '-'.repeat(24000) + '/x' : input;
   const t0 = performance.now();
   const m = route.exec(path);
   return { result: m && [...m], exploited: performance.now() - t0 > 100 };

@@ -5,7 +5,7 @@ const require = createRequire(import.meta.url);
 const trimNewlines = require('trim-newlines');
 
 export function probe(input) {
-  const text = input === 'attack' ? 'a' + '\n'.repeat(12000) + 'a' : input;
+  const text = input === 'attack' ? 'a' + '\n'.repeat(20000) + 'a' : input;
   const t0 = performance.now();
   const result = trimNewlines.end(text);
   return { result: input === 'attack' ? result.length : result, exploited: performance.now() - t0 > 100 };

@@ -5,16 +5,20 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 const WebSocket = require('ws');
 
-const wss = new WebSocket.Server({ host: '127.0.0.1', port: 0 });
-await new Promise((resolve) => wss.on('listening', resolve));
+// Its own HTTP server, so the attack header can be long enough to take time on any machine (Node's default
+// limit for all headers is 16 kB).
+const server = http.createServer({ maxHeaderSize: 1 << 16 });
+new WebSocket.Server({ server });
+await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
 
 export function probe(input) {
-  const protocols = input === 'attack' ? 'b' + ' '.repeat(12000) + 'x' : input;
+  const protocols = input === 'attack' ? 'b' + ' '.repeat(26000) + 'x' : input;
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
     const req = http.get({
       host: '127.0.0.1',
-      port: wss.address().port,
+      port: server.address().port,
+      maxHeaderSize: 1 << 16,
       agent: false,
       headers: {
         connection: 'Upgrade',
