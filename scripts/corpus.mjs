@@ -23,7 +23,6 @@ const corpusDir = join(root, 'corpus');
 const npmCache = join(root, '.cache/corpus/npm');
 const installCache = join(root, '.cache/corpus/installs');
 const register = join(root, 'dist/src/loader/register.js');
-const builderCli = join(root, 'dist/src/build/cli.js');
 const mainCli = join(root, 'dist/src/cli/main.js');
 
 const args = process.argv.slice(2);
@@ -213,7 +212,7 @@ async function runCase(c, live) {
     const run_ = join(work, 'run');
     mkdirSync(run_, { mode: 0o700 });
     const env = { ...process.env, XDG_RUNTIME_DIR: run_, LIVEPATCH_INSTALL_DIR: join(work, 'installed') };
-    env.LIVEPATCH_CACHE = 'off';
+    env.LIVEPATCH_CACHE_DIR = 'off'; // instrument afresh: no cache shared between cases or with the user's
     delete env.NODE_OPTIONS;
     delete env.LIVEPATCH_TRUSTED_KEYS;
 
@@ -223,7 +222,8 @@ async function runCase(c, live) {
     const building = run(
       process.execPath,
       [
-        builderCli,
+        mainCli,
+        'build',
         // A case with a 'diff' builds from the published fix adapted by hand (the case says how), applied to the
         // vulnerable version's own files.
         ...(c.diff
