@@ -216,7 +216,8 @@ async function runCase(c, live) {
     delete env.NODE_OPTIONS;
     delete env.LIVEPATCH_TRUSTED_KEYS;
 
-    // The build runs while the service starts: they are independent, and the timings stay each its own.
+    // The build runs while the service starts (they are independent): its time is the builder's wall time, a little
+    // high on a busy machine.
     const patch = join(work, 'fix.mjs');
     const t0 = performance.now();
     const building = run(
