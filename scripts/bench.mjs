@@ -22,7 +22,8 @@ const { values: opts, positionals } = parseArgs({
     'update-doc': { type: 'boolean', default: false },
   },
 });
-const allSuites = ['micro', 'http', 'startup'];
+// 'runtime' (issue 3: the consistency bookkeeping on vs off, and during a transition) prints its own table.
+const allSuites = ['micro', 'http', 'startup', 'runtime'];
 const suites = positionals.length > 0 ? positionals : allSuites;
 for (const s of suites) {
   if (!allSuites.includes(s)) {
@@ -81,6 +82,7 @@ function runSuiteOnce(node, script, args) {
 }
 
 const started = Date.now();
+let runtimeFailed = false;
 const results = { micro: {}, http: {}, startup: {} };
 for (const node of nodes) {
   console.log(`\n== Node.js ${node} (${bins[node]})`);
@@ -98,6 +100,17 @@ for (const node of nodes) {
     for (const a of apps) results.http[node][a] = runSuite(node, 'http.mjs', ['--app', a, '--patched']);
   }
   if (suites.includes('startup')) results.startup[node] = runSuite(node, 'startup.mjs', []);
+  if (suites.includes('runtime')) {
+    const args = opts.quick ? ['2', '3'] : ['3', '5'];
+    const r = spawnSync(bins[node], [join(root, 'dist/bench/runtime-http.js'), ...args], {
+      cwd: root,
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: { ...process.env, NODE_OPTIONS: '' },
+    });
+    if (r.status !== 0)
+      console.error(`bench: runtime-http failed on Node.js ${node} (exit ${r.status ?? r.signal})`);
+    runtimeFailed ||= r.status !== 0;
+  }
 }
 rmSync(tmp, { recursive: true, force: true });
 
@@ -211,4 +224,4 @@ const failed = Object.values(results).some((byNode) =>
     (r) => r === undefined || (typeof r === 'object' && Object.values(r).includes(undefined)),
   ),
 );
-process.exit(failed ? 1 : 0);
+process.exit(failed || runtimeFailed ? 1 : 0);
