@@ -68,6 +68,10 @@ export interface ModuleDiff {
   funcs: FuncDiff[];
   /** Changed module-level constants whose new value moves into the patch. */
   movedConstants: Set<string>;
+  /** New module-level `var`/`let`s of plain data that nothing assigns: carried into the patch like constants. */
+  settled: Set<string>;
+  /** The old version's scopes, computed only when a `var`/`let` must be checked for writes. */
+  oldScopes?: ScopeInfo;
   refusals: Refusal[];
   notes: string[];
   scopes: ScopeInfo;
@@ -194,6 +198,7 @@ export function compareModule(
     new: newSide,
     funcs: matchFuncs(oldSide, newSide),
     movedConstants: new Set(),
+    settled: new Set(),
     refusals: [],
     notes: [],
     scopes: analyzeScopes(newSide.ast, newSide.format),
@@ -325,7 +330,8 @@ function compareBindings(d: ModuleDiff): void {
   for (const [name, nb] of newB) {
     const ob = oldB.get(name);
     if (!ob) {
-      if (!nb.isFunction && !nb.isClass && !isDataLike(nb.init) && nb.kind !== 'import')
+      if (isSettled(d, nb, 'new')) d.settled.add(name);
+      else if (!nb.isFunction && !nb.isClass && !isDataLike(nb.init) && nb.kind !== 'import')
         d.refusals.push(
           refusal(
             d.new,
@@ -370,6 +376,12 @@ function compareBindings(d: ModuleDiff): void {
       d.movedConstants.add(name);
       continue;
     }
+    // A `var` or `let` that nothing ever assigns, in either version, is a constant in all but name: its new value
+    // moves into the patch the same way (cookie 0.7.0's regular expressions, ejs 3.1.7's '_JS_IDENTIFIER').
+    if (isSettled(d, ob, 'old') && isSettled(d, nb, 'new')) {
+      d.movedConstants.add(name);
+      continue;
+    }
     d.refusals.push(
       refusal(
         d.new,
@@ -381,6 +393,47 @@ function compareBindings(d: ModuleDiff): void {
       ),
     );
   }
+}
+
+/**
+ * True when module-level `b` is a `var`/`let` (or `const`) of plain data that no code of that version ever assigns
+ * (`=`, `+=`, `++`, destructuring, `for (x of …)`) and that is not an ES export (importers see a live binding of
+ * the running module, which keeps the old value). Such a binding holds its initial value forever, so defining it
+ * again inside the patch with the new value is what the new version would have: the readers are patched and a
+ * read at module level (`module.exports = { re }`) is refused by pullConstantReaders, as for a moved `const`.
+ */
+function isSettled(d: ModuleDiff, b: Binding, version: 'old' | 'new'): boolean {
+  if (b.kind !== 'var' && b.kind !== 'let' && b.kind !== 'const') return false;
+  if (b.group || b.isFunction || b.isClass || b.exported || b.init === null || !isDataLike(b.init))
+    return false;
+  const side = version === 'new' ? d.new : d.old;
+  // Only one declarator of this name: `var x = 1; … var x = 2;` is a write.
+  let declarations = 0;
+  for (const st of side.ast.body as N[]) {
+    const decl = st.type === 'ExportNamedDeclaration' ? (st.declaration as N | null) : st;
+    if (decl?.type === 'VariableDeclaration')
+      for (const v of decl.declarations as N[])
+        if (v.id.type === 'Identifier' && v.id.name === b.name) declarations++;
+  }
+  if (declarations !== 1) return false;
+  const scopes = version === 'new' ? d.scopes : (d.oldScopes ??= analyzeScopes(d.old.ast, d.old.format));
+  for (const id of scopes.writes)
+    if (id.name === b.name && scopes.refs.get(id) === scopes.module) return false;
+  // A direct eval could assign it where no analysis can see.
+  let evals = directEval.get(side.ast);
+  if (evals === undefined) directEval.set(side.ast, (evals = hasDirectEval(side.ast)));
+  return !evals;
+}
+
+const directEval = new WeakMap<N, boolean>();
+
+function hasDirectEval(n: N): boolean {
+  if (n.type === 'CallExpression' && n.callee.type === 'Identifier' && n.callee.name === 'eval') return true;
+  let found = false;
+  forEachChild(n, (c) => {
+    if (!found && hasDirectEval(c)) found = true;
+  });
+  return found;
 }
 
 function memberKey(m: N): string {
@@ -520,7 +573,7 @@ function pullConstantReaders(d: ModuleDiff): void {
         refusal(
           d.new,
           id,
-          `changed module-level const '${id.name}' is read at module level`,
+          `changed module-level ${decl?.kind ?? 'const'} '${id.name}' is read at module level`,
           'what was computed from its old value at load stays; recompute it in a postPatch callback, or restart',
         ),
       );

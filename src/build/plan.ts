@@ -294,7 +294,11 @@ class Planner {
     if (renamed !== undefined && this.oldNames.has(renamed)) return `${BINDINGS}.${renamed}`;
     if (this.oldNames.has(name)) return `${BINDINGS}.${name}`;
     const b = this.d.new.top.bindings.get(name);
-    if (b && !b.group && (b.isFunction || b.isClass || (b.kind === 'const' && isDataLike(b.init)))) {
+    if (
+      b &&
+      !b.group &&
+      (b.isFunction || b.isClass || (b.kind === 'const' && isDataLike(b.init)) || this.d.settled.has(name))
+    ) {
       this.sharedWanted.set(name, id);
       return name;
     }

@@ -56,6 +56,13 @@ const accepted: { name: string; changes: string[]; patch: RegExp[] }[] = [
     patch: [/const NAME = \/\^\[a-z\]\[a-z0-9-\]\*\$\/;/, /const \{ NAME \} = __lp\$shared0/],
   },
   {
+    name: 'settled-var',
+    // A 'var' that nothing assigns is a constant in all but name (cookie 0.7.0): its new value moves into the
+    // patch, and so does a new one; the local 'NAME' that 'explain' assigns is another variable.
+    changes: ['changed valid', 'constant NAME', 'constant DIGITS'],
+    patch: [/const NAME = \/\^\[a-z\]\[a-z0-9-\]\*\$\/;/, /const DIGITS = new RegExp\('\[0-9\]', 'g'\);/],
+  },
+  {
     name: 'renamed',
     // Same body under a new name: nothing to patch; the caller reaches it under its running name.
     changes: ['renamed sum -> add', 'changed total'],
@@ -133,8 +140,15 @@ const refused: { name: string; refusals: string[]; remedy: RegExp }[] = [
   },
   {
     name: 'changed-let',
+    // 'raise' assigns it: the running module's 'limit' is state, not a constant.
     refusals: ["lib.js:1: changed initial value of module-level 'let limit'"],
     remedy: /ctx\.bindings\.limit = …/,
+  },
+  {
+    name: 'settled-var-read',
+    // The exports object already holds the old regular expression: a new one in the patch would split them.
+    refusals: ["lib.js:5: changed module-level var 'NAME' is read at module level"],
+    remedy: /recompute it in a postPatch callback/,
   },
   {
     name: 'class-new-method',
