@@ -88,15 +88,19 @@ export function markTracked(fn: N): void {
  * function with a slot (other than `n` itself) replaced by a placeholder: a change inside a nested function is that
  * function's change, not its parent's (the nested one is patched where it lives).
  */
-export function canonical(n: N, isRoot = true): string {
+export function canonical(n: N, isRoot = true, rename?: ReadonlyMap<string, string>): string {
   const out: string[] = [];
-  write(n, isRoot, out);
+  write(n, isRoot, out, rename);
   return out.join('');
 }
 
-function write(n: N, isRoot: boolean, out: string[]): void {
+function write(n: N, isRoot: boolean, out: string[], rename?: ReadonlyMap<string, string>): void {
   if (!isRoot && isFunctionNode(n) && tracked.has(n)) {
     out.push('#fn');
+    return;
+  }
+  if (rename && n.type === 'Identifier' && rename.has(n.name as string)) {
+    out.push('(Identifier name=', rename.get(n.name as string) as string, ')');
     return;
   }
   out.push('(', n.type);
@@ -118,11 +122,11 @@ function write(n: N, isRoot: boolean, out: string[]): void {
         out.push('[');
         for (const c of v) {
           if (c === null) out.push('null');
-          else write(c as N, false, out);
+          else write(c as N, false, out, rename);
           out.push(',');
         }
         out.push(']');
-      } else if (typeof v.type === 'string') write(v as N, false, out);
+      } else if (typeof v.type === 'string') write(v as N, false, out, rename);
       else if (key === 'value' && n.type === 'TemplateElement') out.push(JSON.stringify(v.cooked ?? v.raw));
       else out.push(JSON.stringify(v));
     } else if (v !== undefined) out.push(' ', key, '=', String(v));

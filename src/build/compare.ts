@@ -66,6 +66,8 @@ export interface ModuleDiff {
   old: ModuleSide;
   new: ModuleSide;
   funcs: FuncDiff[];
+  /** Module-level functions renamed with a changed body: new name → running name (see renamedFunctions). */
+  renamed: Map<string, string>;
   /** Changed module-level constants whose new value moves into the patch. */
   movedConstants: Set<string>;
   /** New module-level `var`/`let`s of plain data that nothing assigns: carried into the patch like constants. */
@@ -103,8 +105,53 @@ function parentName(name: string): string {
   return i < 0 ? '' : name.slice(0, i);
 }
 
+/**
+ * Module-level functions renamed in a change that also changed their bodies (path-to-regexp 0.1.10's
+ * `pathtoRegexp` → `pathToRegexp`): new name → running name. A pair counts only when the old name is gone, the new
+ * one is new, the parameters are the same, and a module-level statement that differs between the versions (the
+ * `module.exports = …` that hands the function out) becomes identical once the new name reads as the old: then
+ * callers that reached the running function reach the new one the same way, and the running slot is patched.
+ */
+export function renamedFunctions(oldSide: ModuleSide, newSide: ModuleSide): Map<string, string> {
+  const renames = new Map<string, string>();
+  const params = (f: N) => (f.params as N[]).map((p) => canonical(p, false)).join(',');
+  const gone = [...oldSide.top.bindings.values()].filter(
+    (b) => b.kind === 'function' && !newSide.top.bindings.has(b.name),
+  );
+  const fresh = [...newSide.top.bindings.values()].filter(
+    (b) => b.kind === 'function' && !oldSide.top.bindings.has(b.name),
+  );
+  if (gone.length === 0 || fresh.length === 0) return renames;
+  const oldOthers = new Set(oldSide.top.others.map((o) => o.canon));
+  const differing = newSide.top.others.filter((n) => !oldOthers.has(n.canon));
+  for (const nb of fresh) {
+    const ob = gone.find(
+      (o) =>
+        params(o.node) === params(nb.node) &&
+        bodyFingerprint(o.node) !== bodyFingerprint(nb.node) &&
+        ![...renames.values()].includes(o.name),
+    );
+    if (!ob) continue;
+    const one = new Map([[nb.name, ob.name]]);
+    if (differing.some((n) => oldOthers.has(canonical(n.node, false, one)))) renames.set(nb.name, ob.name);
+  }
+  return renames;
+}
+
+/** A new function's symbol name as the running module would spell it, given renamed module-level functions. */
+function runningName(name: string, renames: ReadonlyMap<string, string>): string {
+  const i = name.indexOf('>');
+  const head = i < 0 ? name : name.slice(0, i);
+  const was = renames.get(head);
+  return was === undefined ? name : was + (i < 0 ? '' : name.slice(i));
+}
+
 /** Pairs old and new functions by symbol name (and by content among duplicates), then spots renames. */
-export function matchFuncs(oldSide: ModuleSide, newSide: ModuleSide): FuncDiff[] {
+export function matchFuncs(
+  oldSide: ModuleSide,
+  newSide: ModuleSide,
+  renames: ReadonlyMap<string, string> = new Map(),
+): FuncDiff[] {
   const groups = new Map<string, LocatedFunc[]>();
   for (const f of oldSide.funcs) {
     const g = groups.get(f.sym.name);
@@ -115,9 +162,10 @@ export function matchFuncs(oldSide: ModuleSide, newSide: ModuleSide): FuncDiff[]
   const added: LocatedFunc[] = [];
   const newGroups = new Map<string, LocatedFunc[]>();
   for (const f of newSide.funcs) {
-    const g = newGroups.get(f.sym.name);
+    const key = runningName(f.sym.name, renames);
+    const g = newGroups.get(key);
     if (g) g.push(f);
-    else newGroups.set(f.sym.name, [f]);
+    else newGroups.set(key, [f]);
   }
   for (const [name, news] of newGroups) {
     const olds = groups.get(name) ?? [];
@@ -146,6 +194,7 @@ export function matchFuncs(oldSide: ModuleSide, newSide: ModuleSide): FuncDiff[]
           line,
           old: o,
           new: n,
+          ...(n.sym.name !== o.sym.name ? { newName: n.sym.name } : {}),
         });
     }
   }
@@ -191,12 +240,14 @@ export function compareModule(
   newSide: ModuleSide,
   opts: CompareOptions = {},
 ): ModuleDiff {
+  const renamed = renamedFunctions(oldSide, newSide);
   const d: ModuleDiff = {
     id: newSide.id,
     rel: newSide.rel,
     old: oldSide,
     new: newSide,
-    funcs: matchFuncs(oldSide, newSide),
+    funcs: matchFuncs(oldSide, newSide, renamed),
+    renamed,
     movedConstants: new Set(),
     settled: new Set(),
     refusals: [],
@@ -290,7 +341,8 @@ function compareStatements(d: ModuleDiff): void {
   for (const o of d.old.top.others) pool.set(o.canon, [...(pool.get(o.canon) ?? []), o.node]);
   const added: { node: N; exports: boolean }[] = [];
   for (const n of d.new.top.others) {
-    const list = pool.get(n.canon);
+    const canon = d.renamed.size > 0 ? canonical(n.node, false, d.renamed) : n.canon;
+    const list = pool.get(canon);
     if (list && list.length > 0) list.shift();
     else added.push(n);
   }

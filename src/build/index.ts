@@ -81,7 +81,9 @@ export function formatResult(r: BuildResult, dryRun: boolean): string {
     for (const f of m.funcs) {
       const pos = f.sympos > 1 ? ` [sympos ${f.sympos}]` : '';
       const extra = f.newName
-        ? ` -> '${f.newName}' (same body: nothing to patch)`
+        ? f.change === 'renamed'
+          ? ` -> '${f.newName}' (same body: nothing to patch)`
+          : ` (now '${f.newName}')`
         : f.why && f.why !== 'changed'
           ? ` (${f.why})`
           : f.change === 'new'

@@ -80,6 +80,25 @@ function ownNodes(n: N, fn: (x: N) => void, root = true): void {
   forEachChild(n, (c) => ownNodes(c, fn, false));
 }
 
+/** Methods of String and Array.prototype that call a function argument before they return and keep no reference. */
+const SYNC_CALLBACKS = new Set([
+  'replace',
+  'replaceAll',
+  'map',
+  'forEach',
+  'filter',
+  'some',
+  'every',
+  'find',
+  'findIndex',
+  'findLast',
+  'findLastIndex',
+  'reduce',
+  'reduceRight',
+  'flatMap',
+  'sort',
+]);
+
 function anyNode(n: N, pred: (x: N) => boolean): N | undefined {
   if (pred(n)) return n;
   let found: N | undefined;
@@ -140,10 +159,21 @@ class Planner {
     for (const f of d.funcs)
       if (f.change === 'renamed' && f.old?.node.id && f.new?.node.id)
         this.renames.set(f.new.node.id.name, f.old.node.id.name);
+    for (const [now, was] of d.renamed) this.renames.set(now, was);
   }
 
   run(): ModulePlan {
-    for (const f of this.d.funcs) if (f.change === 'changed' && !f.loadTime) this.planFunc(f);
+    for (const f of this.d.funcs)
+      if (f.change === 'changed' && !f.loadTime) {
+        const carrier = this.carrierOf(f);
+        if (carrier === null) this.planFunc(f);
+        else {
+          f.why = `carried by patched '${carrier}'`;
+          this.plan.notes.push(
+            `'${f.name}' is not patched on its own: the patched '${carrier}' passes it to a built-in that calls it at once and keeps no reference, so its replacement makes the new callback`,
+          );
+        }
+      }
     // Helpers and constants can need more of each other: close over them.
     const done = new Set<string>();
     for (let grew = true; grew;) {
@@ -157,6 +187,39 @@ class Planner {
     }
     this.plan.shared.sort((a, b) => a.start - b.start);
     return this.plan;
+  }
+
+  /**
+   * The running name of the changed function that makes nested `f` as a callback it hands straight to a built-in
+   * that runs it synchronously and drops it (`s.replace(re, function … {})`, `xs.map(x => …)`), or null. Such a
+   * closure lives only while its maker runs, so once the maker is patched, every callback made from then on is
+   * new code, and `f` needs no slot of its own — which matters when it reads new variables of its maker
+   * (path-to-regexp 0.1.10) that the running closure does not capture.
+   */
+  private carrierOf(f: FuncDiff): string | null {
+    if (!f.new) return null;
+    const node = f.new.node;
+    // The innermost function around it (names cannot be split on '>': '<anonymous>' holds one).
+    let parent: FuncDiff | undefined;
+    for (const p of this.d.funcs)
+      if (
+        p.new &&
+        p.new.node.start < node.start &&
+        node.end <= p.new.node.end &&
+        (!parent?.new || p.new.node.start > parent.new.node.start)
+      )
+        parent = p;
+    if (!parent?.new || parent.change !== 'changed' || parent.loadTime) return null;
+    const call = anyNode(
+      parent.new.node,
+      (x) =>
+        x.type === 'CallExpression' &&
+        x.callee.type === 'MemberExpression' &&
+        !x.callee.computed &&
+        SYNC_CALLBACKS.has(String(x.callee.property.name)) &&
+        (x.arguments as N[]).includes(node),
+    );
+    return call ? parent.name : null;
   }
 
   private refuse(node: N | number, construct: string, remedy: string, old = false): void {

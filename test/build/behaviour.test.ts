@@ -40,6 +40,7 @@ test('build: a patch built from a source change runs in the running service, and
     label: 'L7',
     double: 4,
     range: [0, 1, 2],
+    split: ['a', 'b; c'],
     square: 'square:shape',
     size: 9,
     made: [true, 'sq', 'undefined', 4],
@@ -59,6 +60,7 @@ test('build: a patch built from a source change runs in the running service, and
     label: 'label:7', // a module-level arrow
     double: 6, // async
     range: [0, 10, 20], // generator
+    split: ['1:a', '2:b', '3:c'], // a 'var' nothing assigns, moved; a function renamed as it changed, and its callback
     square: 'SQUARE/shape/2', // method using super, with the class's home object
     size: 9.5, // getter
     made: [true, 'sq', 'v2', 4], // constructor of a derived class: same prototype, fields kept

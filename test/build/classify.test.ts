@@ -63,6 +63,17 @@ const accepted: { name: string; changes: string[]; patch: RegExp[] }[] = [
     patch: [/const NAME = \/\^\[a-z\]\[a-z0-9-\]\*\$\/;/, /const DIGITS = new RegExp\('\[0-9\]', 'g'\);/],
   },
   {
+    name: 'renamed-changed',
+    // Renamed as it changed (path-to-regexp 0.1.10): 'module.exports = pathToRegexp' still hands out the running
+    // function, so its slot takes the new body. The callback reads a new variable the running one cannot capture;
+    // String.prototype.replace calls it and drops it, so the patched maker's new callbacks are enough.
+    changes: [
+      'changed pathtoRegexp -> pathToRegexp',
+      'changed pathtoRegexp><anonymous>[1] -> pathToRegexp><anonymous>[1]',
+    ],
+    patch: [/return function pathToRegexp\(path\) \{\n {2}var backtrack = '';/],
+  },
+  {
     name: 'renamed',
     // Same body under a new name: nothing to patch; the caller reaches it under its running name.
     changes: ['renamed sum -> add', 'changed total'],
@@ -143,6 +154,14 @@ const refused: { name: string; refusals: string[]; remedy: RegExp }[] = [
     // 'raise' assigns it: the running module's 'limit' is state, not a constant.
     refusals: ["lib.js:1: changed initial value of module-level 'let limit'"],
     remedy: /ctx\.bindings\.limit = …/,
+  },
+  {
+    name: 'stored-callback',
+    // A listener outlives the call that made it: the running one must itself run new code, and it cannot.
+    refusals: [
+      "lib.js:4: patched 'watch><anonymous>[1]' reads 'n' of its enclosing function, which the running code does not capture",
+    ],
+    remedy: /patch the enclosing function instead/,
   },
   {
     name: 'settled-var-read',
