@@ -12,7 +12,7 @@ import {
 } from './ast.js';
 import { analyzeScopes, type ScopeInfo } from './scope.js';
 import { type LocatedFunc } from './symbols.js';
-import { isDataLike, type Binding, type TopLevel } from './toplevel.js';
+import { exportTarget, isDataLike, type Binding, type TopLevel } from './toplevel.js';
 
 /** One version of one module, parsed and named. */
 export interface ModuleSide {
@@ -347,7 +347,22 @@ function compareStatements(d: ModuleDiff): void {
     else added.push(n);
   }
   const removed = [...pool.values()].flat();
+  const oldTargets = new Set(d.old.top.others.map((o) => exportTarget(o.node)));
   for (const n of added) {
+    const target = exportTarget(n.node);
+    if (target !== null && !oldTargets.has(target)) {
+      // `exports.x = …` for a new x: the running module's exports object lacks it, and the new code of other
+      // modules that calls it would fail (ejs 3.1.7's 'createNullProtoObjWherePossible').
+      d.refusals.push(
+        refusal(
+          d.new,
+          n.node,
+          `changed exports: new export '${target}'`,
+          `the running module's exports object has no '${target}', and patched code that uses it would fail: put the new code behind an existing export, add the property from a prePatch callback (ctx.bindings.module.exports.${target} = …) in a hand-made patch, or restart; --exclude '${d.rel}' is only right when no patched code uses it`,
+        ),
+      );
+      continue;
+    }
     const was = removed.shift();
     const what = n.exports
       ? 'changed exports'

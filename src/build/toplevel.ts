@@ -143,6 +143,22 @@ function add(t: TopLevel, b: Binding): void {
   t.bindings.set(b.name, b);
 }
 
+/** The property `exports.x = …` or `module.exports.x = …` assigns ('x'), or null for any other statement. */
+export function exportTarget(st: N): string | null {
+  if (st.type !== 'ExpressionStatement' || st.expression.type !== 'AssignmentExpression') return null;
+  const t = st.expression.left as N;
+  if (t.type !== 'MemberExpression' || t.computed || t.property.type !== 'Identifier') return null;
+  const o = t.object as N;
+  const isExports =
+    (o.type === 'Identifier' && o.name === 'exports') ||
+    (o.type === 'MemberExpression' &&
+      !o.computed &&
+      o.object.type === 'Identifier' &&
+      o.object.name === 'module' &&
+      o.property.name === 'exports');
+  return isExports ? String(t.property.name) : null;
+}
+
 /** True when a statement assigns `module.exports`, `exports.x` or `module.exports.x`. */
 function touchesCommonJsExports(st: N): boolean {
   if (st.type !== 'ExpressionStatement') return false;

@@ -164,6 +164,12 @@ const refused: { name: string; refusals: string[]; remedy: RegExp }[] = [
     remedy: /patch the enclosing function instead/,
   },
   {
+    name: 'cjs-new-export',
+    // ejs 3.1.7's 'exports.createNullProtoObjWherePossible = …': named, with what to do.
+    refusals: ["lib.js:4: changed exports: new export 'blank'"],
+    remedy: /prePatch callback \(ctx\.bindings\.module\.exports\.blank = …\)/,
+  },
+  {
     name: 'settled-var-read',
     // The exports object already holds the old regular expression: a new one in the patch would split them.
     refusals: ["lib.js:5: changed module-level var 'NAME' is read at module level"],
