@@ -12,6 +12,7 @@ import {
 } from './ast.js';
 import { analyzeScopes, type ScopeInfo } from './scope.js';
 import { type LocatedFunc } from './symbols.js';
+import { onlyNewDeclarations } from './wrapper.js';
 import { exportTarget, isDataLike, type Binding, type TopLevel } from './toplevel.js';
 
 /** One version of one module, parsed and named. */
@@ -318,6 +319,10 @@ function checkLoadTime(d: ModuleDiff, ignore: boolean): void {
   for (const f of changed) {
     if (!once.has((f.new as { node: N }).node)) continue;
     f.loadTime = true;
+    if (onlyNewDeclarations(d, (f.old as { node: N }).node, (f.new as { node: N }).node)) {
+      f.why = 'runs once at load: only new declarations, defined by the patch where patched code reads them';
+      continue;
+    }
     f.why = 'runs once at load: not patched';
     const line = firstDifference(d, (f.old as { node: N }).node, (f.new as { node: N }).node);
     if (ignore)

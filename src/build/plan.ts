@@ -1,9 +1,17 @@
 // What goes into the patch for one module: each changed function rewritten to reach the running module's state
 // (ctx.bindings, ctx.scope()), plus the new helpers and moved constants it needs — or a refusal saying why not.
 import { forEachChild, type N } from './ast.js';
-import { excerpt, refusal, type FuncDiff, type ModuleDiff, type Refusal } from './compare.js';
+import {
+  excerpt,
+  loadTimeFunctions,
+  refusal,
+  type FuncDiff,
+  type ModuleDiff,
+  type Refusal,
+} from './compare.js';
 import { COMMONJS_NAMES, type Scope } from './scope.js';
 import { isDataLike } from './toplevel.js';
+import { isGlobalAlias, wrapperConstant } from './wrapper.js';
 
 /** Reserved names the patch uses; `__lp$` is reserved by the ABI, so user code cannot clash with them. */
 export const CTX = '__lp$ctx';
@@ -186,6 +194,10 @@ class Planner {
       }
     }
     this.plan.shared.sort((a, b) => a.start - b.start);
+    for (const name of this.globalNotes)
+      this.plan.notes.push(
+        `patched code reads '${name}' as the global: the running code's '${name}' is the same object, taken from its context at load`,
+      );
     return this.plan;
   }
 
@@ -220,6 +232,14 @@ class Planner {
         (x.arguments as N[]).includes(node),
     );
     return call ? parent.name : null;
+  }
+
+  private once: Set<N> | undefined;
+  /** Enclosing aliases of standard globals that patched code reads as the globals. */
+  private readonly globalNotes = new Set<string>();
+
+  private loadTime(): Set<N> {
+    return (this.once ??= loadTimeFunctions(this.d.new.ast));
   }
 
   private refuse(node: N | number, construct: string, remedy: string, old = false): void {
@@ -320,6 +340,18 @@ class Planner {
           continue;
         }
         if (!enclosing.includes(running)) {
+          const constant = wrapperConstant(this.d, this.loadTime(), fnScope, name);
+          if (constant !== undefined) {
+            // Plain data of a function that ran once: the patch makes the same value itself.
+            nested.add(constant);
+            kept.add(name);
+            continue;
+          }
+          if (isGlobalAlias(this.d, fnScope, name)) {
+            kept.add(name);
+            this.globalNotes.add(name);
+            continue;
+          }
           if (uncaptured.size === 0) firstUncaptured = id;
           uncaptured.add(name);
           ok = false;
@@ -491,6 +523,7 @@ class Planner {
     const src = this.d.new.source;
     // New functions declared beside this one that it calls: defined at the start of the replacement's body.
     const inlined: string[] = [];
+    const constants: { start: number; text: string }[] = [];
     const pending = [...wired.nested];
     const seen = new Set<N>();
     while (pending.length > 0) {
@@ -503,9 +536,14 @@ class Planner {
       for (const n of w.needs) wired.needs.add(n);
       for (const n of w.kept) wired.kept.add(n);
       if (w.usesScope) wired.usesScope = true;
-      inlined.push(applyEdits(src, h.start, h.end, w.edits));
+      const text = applyEdits(src, h.start, h.end, w.edits);
+      if (h.type === 'VariableDeclarator') constants.push({ start: h.start, text: `const ${text};` });
+      else inlined.push(text);
       this.plan.inlined.push(String(h.id.name));
     }
+    // Constants first, in source order: functions are hoisted, a const is not.
+    constants.sort((a, b) => a.start - b.start);
+    inlined.unshift(...constants.map((c) => c.text));
     const paramsEnd = fn.body.start;
     if (wired.scopeAt.some((p) => p < paramsEnd))
       return this.refuse(

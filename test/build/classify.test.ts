@@ -74,6 +74,16 @@ const accepted: { name: string; changes: string[]; patch: RegExp[] }[] = [
     patch: [/return function pathToRegexp\(path\) \{\n {2}var backtrack = '';/],
   },
   {
+    name: 'wrapper-constant',
+    // lodash 4.17.21: new plain-data variables of the wrapper that ran once are made by the replacement itself,
+    // and 'Error', which the running 'check' does not capture, is runInContext's alias of the global.
+    changes: ['changed <anonymous>[1]', 'changed <anonymous>[1]>runInContext>check'],
+    patch: [
+      /return function check\(name\) \{ const reForbidden = \/\[\(\)=,\{\}\\\[\\\]\\\/\\s\]\/; const INVALID_TEXT = 'Invalid name';/,
+      /throw new Error\(INVALID_TEXT\)/,
+    ],
+  },
+  {
     name: 'renamed',
     // Same body under a new name: nothing to patch; the caller reaches it under its running name.
     changes: ['renamed sum -> add', 'changed total'],
@@ -168,6 +178,15 @@ const refused: { name: string; refusals: string[]; remedy: RegExp }[] = [
     // ejs 3.1.7's 'exports.createNullProtoObjWherePossible = …': named, with what to do.
     refusals: ["lib.js:4: changed exports: new export 'blank'"],
     remedy: /prePatch callback \(ctx\.bindings\.module\.exports\.blank = …\)/,
+  },
+  {
+    name: 'wrapper-state',
+    // A new wrapper variable that code assigns is state, which the wrapper made once: both refused.
+    refusals: [
+      "lib.js:3: changed code in '<anonymous>[1]', which runs once when the module loads",
+      "lib.js:7: patched '<anonymous>[1]>runInContext>check' reads 'checked' of its enclosing function, which the running code does not capture",
+    ],
+    remedy: /redo its effect in a postPatch callback/,
   },
   {
     name: 'settled-var-read',
