@@ -255,8 +255,8 @@ export function compareModule(
     notes: [],
     scopes: analyzeScopes(newSide.ast, newSide.format),
   };
-  compareStatements(d);
-  compareBindings(d);
+  compareStatements(d, opts.ignoreLoadTime === true);
+  compareBindings(d, opts.ignoreLoadTime === true);
   compareExports(d);
   pullConstantReaders(d);
   checkLoadTime(d, opts.ignoreLoadTime === true);
@@ -341,7 +341,7 @@ function checkLoadTime(d: ModuleDiff, ignore: boolean): void {
   }
 }
 
-function compareStatements(d: ModuleDiff): void {
+function compareStatements(d: ModuleDiff, ignore: boolean): void {
   const pool = new Map<string, N[]>();
   for (const o of d.old.top.others) pool.set(o.canon, [...(pool.get(o.canon) ?? []), o.node]);
   const added: { node: N; exports: boolean }[] = [];
@@ -365,6 +365,16 @@ function compareStatements(d: ModuleDiff): void {
           `changed exports: new export '${target}'`,
           `the running module's exports object has no '${target}', and patched code that uses it would fail: put the new code behind an existing export, add the property from a prePatch callback (ctx.bindings.module.exports.${target} = …) in a hand-made patch, or restart; --exclude '${d.rel}' is only right when no patched code uses it`,
         ),
+      );
+      continue;
+    }
+    const primitive = ignore && isPrimitiveExport(n.node) ? removed.findIndex(isPrimitiveExport) : -1;
+    if (primitive >= 0) {
+      // tough-cookie 4.1.3's `module.exports = '4.1.3'`: importers already hold the old string, and no code of
+      // the module reads it; with --ignore-load-time that is a note, not a refusal.
+      removed.splice(primitive, 1);
+      d.notes.push(
+        `'${excerpt(d.new, n.node)}' (${d.rel}:${d.new.lines.line(n.node.start)}) is not applied: the running module keeps exporting its old value`,
       );
       continue;
     }
@@ -396,7 +406,7 @@ function compareStatements(d: ModuleDiff): void {
     );
 }
 
-function compareBindings(d: ModuleDiff): void {
+function compareBindings(d: ModuleDiff, ignore: boolean): void {
   const oldB = d.old.top.bindings;
   const newB = d.new.top.bindings;
   for (const [name, nb] of newB) {
@@ -454,13 +464,25 @@ function compareBindings(d: ModuleDiff): void {
       d.movedConstants.add(name);
       continue;
     }
+    const what =
+      nb.kind !== ob.kind
+        ? `module-level '${name}' changed from '${ob.kind}' to '${nb.kind}'`
+        : `changed initial value of module-level '${nb.kind} ${name}'`;
+    // Not a destructured binding: semver 7.5.2's `const { safeRe: re } = require(…)` is the fix itself, read by
+    // unchanged code.
+    if (ignore && !nb.group && !readByChangedCode(d, name)) {
+      // flat 5.0.1's `var isBuffer = require('is-buffer')` → `function isBuffer`: nothing the fix changes reads
+      // it, so the running value serves the unchanged code that does, as it did.
+      d.notes.push(
+        `${what} (${d.rel}:${d.new.lines.line(nb.node.start)}) is not applied: the target keeps its running value, and no changed code reads it`,
+      );
+      continue;
+    }
     d.refusals.push(
       refusal(
         d.new,
         nb.node,
-        nb.kind !== ob.kind
-          ? `module-level '${name}' changed from '${ob.kind}' to '${nb.kind}'`
-          : `changed initial value of module-level '${nb.kind} ${name}'`,
+        what,
         `the target already holds its value; keep the declaration as it was and set the new value in a postPatch callback (ctx.bindings.${name} = …), or keep per-object data in a shadow variable`,
       ),
     );
@@ -506,6 +528,34 @@ function hasDirectEval(n: N): boolean {
     if (!found && hasDirectEval(c)) found = true;
   });
   return found;
+}
+
+/** `module.exports = <a string, number or boolean>`. */
+function isPrimitiveExport(st: N): boolean {
+  if (st.type !== 'ExpressionStatement' || st.expression.type !== 'AssignmentExpression') return false;
+  const { left, right } = st.expression as { left: N; right: N };
+  return (
+    left.type === 'MemberExpression' &&
+    !left.computed &&
+    left.object.type === 'Identifier' &&
+    left.object.name === 'module' &&
+    left.property.name === 'exports' &&
+    right.type === 'Literal' &&
+    !right.regex &&
+    right.value !== null
+  );
+}
+
+/** True when a function classified as changed (new code) reads module-level `name`. */
+function readByChangedCode(d: ModuleDiff, name: string): boolean {
+  const changed = new Set(d.funcs.filter((f) => f.change === 'changed' && f.new).map((f) => f.new?.node));
+  for (const [id, scope] of d.scopes.refs) {
+    if (scope !== d.scopes.module || id.name !== name) continue;
+    const fn = innermostFunc(d.new.funcs, id.start);
+    // A read at module level in the new version is load-time code that used the new value: not ignorable.
+    if (!fn || changed.has(fn.node)) return true;
+  }
+  return false;
 }
 
 function memberKey(m: N): string {

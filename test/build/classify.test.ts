@@ -288,3 +288,40 @@ for (const c of refused)
       c.name.includes('esm') || c.name.includes('import') ? 'app/lib.mjs' : 'app/lib.js',
     );
   });
+
+// flat 5.0.1 and tough-cookie 4.1.3: changes the fix does not need are refused by default, and with
+// --ignore-load-time reported as not applied while the rest is patched.
+const ignorable: { name: string; refusal: string; note: string; changes: string[] }[] = [
+  {
+    name: 'swapped-dependency',
+    refusal: "lib.js:1: module-level 'isBuffer' changed from 'var' to 'function'",
+    note: "module-level 'isBuffer' changed from 'var' to 'function' (lib.js:1) is not applied: the target keeps its running value, and no changed code reads it",
+    changes: ['new isBuffer', 'changed keys', 'new keys><anonymous>[1]'],
+  },
+  {
+    name: 'primitive-export',
+    refusal: "version.js:1: changed exports 'module.exports = '1.0.1';'",
+    note: "'module.exports = '1.0.1';' (version.js:1) is not applied: the running module keeps exporting its old value",
+    changes: ['changed get'],
+  },
+];
+
+for (const c of ignorable)
+  test(`build: '${c.name}' is refused, and with --ignore-load-time left unapplied with a note`, async () => {
+    const strict = await dryRun(c.name);
+    assert.equal(strict.ok, false);
+    assert.deepEqual(refusals(strict), [c.refusal]);
+    const r = await buildPatch({
+      old: fixture('build/cases', c.name, 'old'),
+      new: fixture('build/cases', c.name, 'new'),
+      ignoreLoadTime: true,
+      dryRun: true,
+    });
+    assert.deepEqual(refusals(r), []);
+    assert.equal(r.ok, true);
+    assert.deepEqual(changes(r), c.changes);
+    assert.deepEqual(
+      r.modules.flatMap((m) => m.notes),
+      [c.note],
+    );
+  });
