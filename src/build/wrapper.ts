@@ -4,20 +4,25 @@ import type { ModuleDiff } from './compare.js';
 import type { Scope, ScopeInfo } from './scope.js';
 import { isDataLike } from './toplevel.js';
 
-/** The declarator of `name` in `scope`'s own function body (not in nested functions), or undefined. */
+const declarators = new WeakMap<N, Map<N, N>>();
+
+/**
+ * The declarator whose identifier is `id` in function `fn`'s own body (not in nested functions), or undefined.
+ * One walk per function, cached: a bundle's wrapper is most of its file.
+ */
 function declaratorOf(fn: N, id: N): N | undefined {
-  let found: N | undefined;
-  const walk = (n: N): void => {
-    if (found) return;
-    if (n.type === 'VariableDeclarator' && n.id === id) {
-      found = n;
-      return;
-    }
-    if (n !== fn && isFunctionNode(n)) return;
-    forEachChild(n, walk);
-  };
-  walk(fn);
-  return found;
+  let own = declarators.get(fn);
+  if (!own) {
+    const map = new Map<N, N>();
+    const walk = (n: N): void => {
+      if (n.type === 'VariableDeclarator' && n.id.type === 'Identifier') map.set(n.id, n);
+      if (n !== fn && isFunctionNode(n)) return;
+      forEachChild(n, walk);
+    };
+    walk(fn);
+    declarators.set(fn, (own = map));
+  }
+  return own.get(id);
 }
 
 function isWritten(scopes: ScopeInfo, scope: Scope, name: string): boolean {
