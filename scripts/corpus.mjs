@@ -331,7 +331,7 @@ async function runCase(c, live) {
         return row;
       }
       row.result = c.handWritten ? 'needed a hand-written part' : 'patched automatically';
-      row.reason = c.handWritten ?? '';
+      row.reason = c.handWritten ?? c.note ?? '';
       return row;
     } finally {
       agent.destroy();
@@ -380,7 +380,7 @@ function table(rows) {
     '| --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const r of rows) {
-    const result = r.result === 'patched automatically' ? r.result : `${r.result}: ${r.reason}`;
+    const result = r.reason ? `${r.result}: ${r.reason}` : r.result;
     lines.push(
       `| ${r.case} | ${r.advisory} | ${r.kind} | ${r.package} (${r.module}) | ${result.replaceAll('|', '\\|')} | ` +
         `${r.buildMs == null ? '–' : secs(r.buildMs)} | ${r.applyMs == null ? '–' : secs(r.applyMs)} | ` +
