@@ -17,7 +17,6 @@ export class Task {
   gen = 0;
   /** Patched functions it entered during the current transition. */
   entered: Set<string> | undefined = undefined;
-  readonly startedAt = Date.now();
 
   constructor(
     readonly id: number,
@@ -26,6 +25,7 @@ export class Task {
     private readonly what: string,
     private readonly where: string | undefined,
     state: Universe,
+    readonly startedAt = Date.now(),
   ) {
     this.state = state;
   }
@@ -36,6 +36,9 @@ export class Task {
 }
 
 const kTask = Symbol('livepatch.task');
+// Start times of untracked requests are kept as ms since this moment: a small integer (a Smi, no allocation)
+// for the first ~12 days of the process, where Date.now() itself would be a heap number.
+const epoch = Date.now();
 
 /**
  * Whether AsyncLocalStorage runs on AsyncContextFrame (Node 24 by default, 22 with a flag): then it has no
@@ -73,6 +76,13 @@ export class TaskTable {
   /** Called when a task that is not in the target universe ends: the transition may be complete now. */
   onOldTaskEnd: () => void = () => {};
   private readonly als = new AsyncLocalStorage<Task>();
+  /**
+   * HTTP requests started outside a transition (promise-hook mode only): response → start time (ms after
+   * `epoch`). They become Tasks only if a transition begins while they run (adoptRequests). An idle request so
+   * allocates no Task and adds no property to Node's ServerResponse, which changed its hidden class on every
+   * request (bench/idle-cost.mjs: the Task path cost ~2,200 instructions per request on Node 20, this ~1,000).
+   */
+  private readonly requests = new Map<ServerResponse, number>();
   private oldCount = 0;
   constructor(readonly alwaysTag = hasAsyncContextFrame()) {}
   private nextId = 1;
@@ -81,6 +91,7 @@ export class TaskTable {
 
   /** Starts a transition towards `target`: every running task is old (in `!target`) from now on. */
   beginTransition(target: Universe): void {
+    this.adoptRequests();
     this.gen = this.nextGen++;
     this.target = target;
     this.base = target === PATCHED ? UNPATCHED : PATCHED;
@@ -90,6 +101,24 @@ export class TaskTable {
       t.entered = undefined;
     }
     this.oldCount = this.active.size;
+  }
+
+  /** Makes every running untracked request a Task (in `active`), with its real start time. */
+  private adoptRequests(): void {
+    for (const [response, start] of this.requests) {
+      const request = (response as ServerResponse & { req?: IncomingMessage }).req;
+      const t = new Task(
+        this.nextId++,
+        'http',
+        request?.method ?? '?',
+        request?.url ?? '',
+        this.target,
+        epoch + start,
+      );
+      (response as ServerResponse & { [kTask]?: Task })[kTask] = t;
+      this.active.add(t);
+    }
+    this.requests.clear();
   }
 
   /** Reverses the running transition: tasks that never switched are now already in the target. */
@@ -199,8 +228,10 @@ export class TaskTable {
     // node:http and https publish this right before emitting 'request', in the same synchronous context
     // (Node ≥ 18.7), so enterWith here tags the handler and every continuation it creates, including the
     // request's later 'data'/'end' events (which run(...) would lose: js-runtime.md §6).
-    // One shared listener, the task kept on the response: no closure per request.
+    // One shared listener, no closure per request. Outside a transition (promise-hook mode) a request is only
+    // an entry in `requests`; otherwise its Task is kept on the response.
     function onClose(this: ServerResponse & { [kTask]?: Task }): void {
+      if (table.requests.delete(this)) return;
       const t = this[kTask];
       if (t !== undefined) table.end(t);
     }
@@ -209,9 +240,13 @@ export class TaskTable {
         request: IncomingMessage;
         response: ServerResponse & { [kTask]?: Task };
       };
-      const t = this.begin('http', request.method ?? '?', request.url ?? '');
-      if (t.gen !== 0) this.als.enterWith(t);
-      response[kTask] = t;
+      if (this.gen === 0 && !this.alwaysTag) {
+        this.requests.set(response, Date.now() - epoch);
+      } else {
+        const t = this.begin('http', request.method ?? '?', request.url ?? '');
+        if (t.gen !== 0) this.als.enterWith(t);
+        response[kTask] = t;
+      }
       response.on('close', onClose);
     });
     this.hookHttp2();
