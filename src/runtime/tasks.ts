@@ -78,11 +78,14 @@ export class TaskTable {
   private readonly als = new AsyncLocalStorage<Task>();
   /**
    * HTTP requests started outside a transition (promise-hook mode only): response → start time (ms after
-   * `epoch`). They become Tasks only if a transition begins while they run (adoptRequests). An idle request so
-   * allocates no Task and adds no property to Node's ServerResponse, which changed its hidden class on every
-   * request (bench/idle-cost.mjs: the Task path cost ~2,200 instructions per request on Node 20, this ~1,000).
+   * `epoch`), removed by the 'http.server.response.finish' channel. They become Tasks only if a transition begins
+   * while they run (adoptRequests). So an idle request allocates no Task, adds no property to Node's
+   * ServerResponse and, above all, no 'close' listener: that listener alone cost ~4 µs of CPU per request on
+   * Node 20 with the client on the same CPU (bench/idle-cost.mjs and the report of the idle-cost work).
    */
   private readonly requests = new Map<ServerResponse, number>();
+  /** Size of `requests` at which responses that closed without finishing (aborted) are swept out. */
+  private sweepAt = 1024;
   private oldCount = 0;
   constructor(readonly alwaysTag = hasAsyncContextFrame()) {}
   private nextId = 1;
@@ -106,6 +109,7 @@ export class TaskTable {
   /** Makes every running untracked request a Task (in `active`), with its real start time. */
   private adoptRequests(): void {
     for (const [response, start] of this.requests) {
+      if (response.destroyed) continue; // aborted: closed without a finish
       const request = (response as ServerResponse & { req?: IncomingMessage }).req;
       const t = new Task(
         this.nextId++,
@@ -117,9 +121,25 @@ export class TaskTable {
       );
       (response as ServerResponse & { [kTask]?: Task })[kTask] = t;
       this.active.add(t);
+      response.on('close', this.onResponseClose);
     }
     this.requests.clear();
   }
+
+  /** Drops requests whose response closed without finishing (no finish message will ever remove them). */
+  private sweepRequests(): void {
+    for (const response of this.requests.keys()) if (response.destroyed) this.requests.delete(response);
+    this.sweepAt = Math.max(1024, this.requests.size * 2);
+  }
+
+  /** The one 'close' listener of responses that are Tasks (started in, or adopted by, a transition). */
+  private readonly onResponseClose = (() => {
+    const table = this;
+    return function onClose(this: ServerResponse & { [kTask]?: Task }): void {
+      const t = this[kTask];
+      if (t !== undefined) table.end(t);
+    };
+  })();
 
   /** Reverses the running transition: tasks that never switched are now already in the target. */
   reverse(): void {
@@ -224,17 +244,11 @@ export class TaskTable {
   hookServers(): void {
     if (this.hooked) return;
     this.hooked = true;
-    const table = this;
     // node:http and https publish this right before emitting 'request', in the same synchronous context
     // (Node ≥ 18.7), so enterWith here tags the handler and every continuation it creates, including the
     // request's later 'data'/'end' events (which run(...) would lose: js-runtime.md §6).
-    // One shared listener, no closure per request. Outside a transition (promise-hook mode) a request is only
-    // an entry in `requests`; otherwise its Task is kept on the response.
-    function onClose(this: ServerResponse & { [kTask]?: Task }): void {
-      if (table.requests.delete(this)) return;
-      const t = this[kTask];
-      if (t !== undefined) table.end(t);
-    }
+    // Outside a transition (promise-hook mode) a request is only an entry in `requests`, removed when its
+    // response finishes; otherwise its Task is kept on the response and ends at 'close' (one shared listener).
     subscribe('http.server.request.start', (message) => {
       const { request, response } = message as {
         request: IncomingMessage;
@@ -242,12 +256,16 @@ export class TaskTable {
       };
       if (this.gen === 0 && !this.alwaysTag) {
         this.requests.set(response, Date.now() - epoch);
-      } else {
-        const t = this.begin('http', request.method ?? '?', request.url ?? '');
-        if (t.gen !== 0) this.als.enterWith(t);
-        response[kTask] = t;
+        if (this.requests.size > this.sweepAt) this.sweepRequests();
+        return;
       }
-      response.on('close', onClose);
+      const t = this.begin('http', request.method ?? '?', request.url ?? '');
+      if (t.gen !== 0) this.als.enterWith(t);
+      response[kTask] = t;
+      response.on('close', this.onResponseClose);
+    });
+    subscribe('http.server.response.finish', (message) => {
+      this.requests.delete((message as { response: ServerResponse }).response);
     });
     this.hookHttp2();
   }
