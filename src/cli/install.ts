@@ -1,19 +1,11 @@
 // install / uninstall: the directory of patches every process loads at start-up (like kpatch install).
-import {
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  unlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { checkPrivateDir, installDir } from '../control/paths.js';
 import { lstatSync } from 'node:fs';
 import { LivepatchError } from '../errors.js';
 import type { Options } from './args.js';
-import { checkLocally, readSignature } from './keys.js';
+import { checkLocally, readPatchBytes, readSignature } from './keys.js';
 import { EXIT, type Io } from './session.js';
 
 const FILE_NAME = /^[A-Za-z0-9_.-]+\.m?js$/;
@@ -45,15 +37,7 @@ export function install(o: Options, io: Io, file: string): number {
       'EINVAL',
       `cannot install '${name}': a patch file name is [A-Za-z0-9_.-] ending in .js or .mjs`,
     );
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(file);
-  } catch (e) {
-    throw new LivepatchError(
-      'ENOENT',
-      `cannot read patch '${file}': ${(e as NodeJS.ErrnoException).code ?? ''}`,
-    );
-  }
+  const bytes = readPatchBytes(file);
   const signature = readSignature(file);
   checkLocally(bytes, signature, file);
   const dir = installDir();

@@ -11,6 +11,16 @@ import {
 import type { Options } from './args.js';
 import { EXIT, type Io } from './session.js';
 
+/** The bytes of a patch file the operator named; 'ENOENT' with the reason when it cannot be read. */
+export function readPatchBytes(file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new LivepatchError('ENOENT', `cannot read patch '${file}': ${err.code ?? err.message}`);
+  }
+}
+
 /** The detached signature beside a patch (`fix.js.sig`), or undefined. */
 export function readSignature(file: string): string | undefined {
   try {
@@ -58,16 +68,8 @@ export function keygen(o: Options, io: Io, base: string | undefined): number {
 
 export function sign(o: Options, io: Io, file: string): number {
   if (o.key === undefined) throw new LivepatchError('EINVAL', "'sign' needs '--key PRIVATE_KEY_FILE'");
-  let bytes: Buffer;
+  const bytes = readPatchBytes(file);
   let pem: string;
-  try {
-    bytes = readFileSync(file);
-  } catch (e) {
-    throw new LivepatchError(
-      'ENOENT',
-      `cannot read patch '${file}': ${(e as NodeJS.ErrnoException).code ?? ''}`,
-    );
-  }
   try {
     pem = readFileSync(o.key, 'utf8');
   } catch (e) {

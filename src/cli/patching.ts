@@ -1,5 +1,4 @@
 // The commands that change a process: load, enable, disable, unload, force — each following its transition.
-import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { ControlClient } from '../control/client.js';
 import type { TaskView, TransitionView } from '../control/target.js';
@@ -7,7 +6,7 @@ import { isLivepatchError, LivepatchError } from '../errors.js';
 import type { Options } from './args.js';
 import type { Target } from './discover.js';
 import { duration, table, type TreePatch } from './format.js';
-import { checkLocally, readSignature } from './keys.js';
+import { checkLocally, readPatchBytes, readSignature } from './keys.js';
 import { eachTarget, EXIT, type Io, type Outcome } from './session.js';
 
 const POLL_MS = 100;
@@ -145,15 +144,7 @@ function withHint(e: unknown, t: Target): unknown {
 }
 
 export async function load(o: Options, io: Io, file: string): Promise<number> {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(file);
-  } catch (e) {
-    throw new LivepatchError(
-      'ENOENT',
-      `cannot read patch '${file}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-    );
-  }
+  const bytes = readPatchBytes(file);
   const signature = readSignature(file);
   checkLocally(bytes, signature, file);
   return eachTarget(o, io, false, async (c, t, label) => {
