@@ -56,10 +56,17 @@ if (opts.patched) variants.push({ name: 'patched', args: loader, env: { LP_BENCH
 function startServer(v) {
   const env = { ...process.env, LIVEPATCH_CACHE_DIR: cacheDir, ...v.env };
   delete env.NODE_OPTIONS;
-  const proc = spawn(process.execPath, [...v.args, join(root, entry)], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  // Children inherit this process's CPU 0 affinity: pin each server to CPU 1 explicitly (taskset execs node, so
+  // the pid is the server's).
+  const argv = [...v.args, join(root, entry)];
+  const proc = spawn(
+    pin ? 'taskset' : process.execPath,
+    pin ? ['-c', '1', process.execPath, ...argv] : argv,
+    {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   let err = '';
   proc.stderr.setEncoding('utf8').on('data', (d) => (err += d));
