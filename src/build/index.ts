@@ -5,7 +5,7 @@ import { buildPatch, type BuildOptions, type BuildResult } from './build.js';
 export { buildPatch };
 export type { BuildOptions, BuildResult };
 export type { FuncReport, ModuleReport } from './build.js';
-export type { Refusal } from './compare.js';
+export type { Refusal } from './module-diff.js';
 
 export interface BuildIo {
   stdout: (s: string) => void;

@@ -1,14 +1,8 @@
 // What goes into the patch for one module: each changed function rewritten to reach the running module's state
 // (ctx.bindings, ctx.scope()), plus the new helpers and moved constants it needs — or a refusal saying why not.
 import { forEachChild, type N } from './ast.js';
-import {
-  excerpt,
-  loadTimeFunctions,
-  refusal,
-  type FuncDiff,
-  type ModuleDiff,
-  type Refusal,
-} from './compare.js';
+import { loadTimeFunctions } from './compare.js';
+import { excerpt, refusal, type FuncDiff, type ModuleDiff, type Refusal } from './module-diff.js';
 import { COMMONJS_NAMES, type Scope } from './scope.js';
 import { isDataLike } from './toplevel.js';
 import { isGlobalAlias, wrapperConstant } from './wrapper.js';

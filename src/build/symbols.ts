@@ -117,3 +117,11 @@ export function symbolTableAsync(source: string, format: ModuleFormat, file: str
     );
   });
 }
+
+/** The innermost of `funcs` containing source offset `offset`, or undefined at module level. */
+export function innermostFunc(funcs: LocatedFunc[], offset: number): LocatedFunc | undefined {
+  let best: LocatedFunc | undefined;
+  for (const f of funcs)
+    if (f.node.start <= offset && offset < f.node.end && (!best || f.node.start >= best.node.start)) best = f;
+  return best;
+}

@@ -4,7 +4,7 @@ import { dirname, join, relative, sep } from 'node:path';
 import { contentHash, moduleIdentity, readPackageJson } from '../loader/module-id.js';
 import type { ModuleFormat } from '../instrument/types.js';
 import { LineIndex, parseSource } from './ast.js';
-import type { ModuleSide } from './compare.js';
+import type { ModuleSide } from './module-diff.js';
 import { locate, symbolTableAsync } from './symbols.js';
 import { topLevel } from './toplevel.js';
 

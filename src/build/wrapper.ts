@@ -1,6 +1,6 @@
 // Variables of a function that ran once at load (a bundle's wrapper): which new ones a patch may define itself.
 import { canonical, forEachChild, isFunctionNode, type N } from './ast.js';
-import type { ModuleDiff } from './compare.js';
+import type { ModuleDiff } from './module-diff.js';
 import type { Scope, ScopeInfo } from './scope.js';
 import { isDataLike } from './toplevel.js';
 
