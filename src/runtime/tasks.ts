@@ -2,7 +2,6 @@
 // per-task patch_state). HTTP requests become tasks with no app change; other work through task(fn).
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { subscribe } from 'node:diagnostics_channel';
-import { createRequire } from 'node:module';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /** The kernel's KLP_TRANSITION_UNPATCHED / KLP_TRANSITION_PATCHED. */
@@ -270,28 +269,46 @@ export class TaskTable {
     this.hookHttp2();
   }
 
+  /**
+   * node:http2 has no request channel on Node 20 (nor on 22 before 22.17): wrap the 'stream' emission of its
+   * server classes (the compat 'request' event is derived from 'stream', so both APIs are covered). The classes
+   * are not exported, and building a server just to reach a prototype costs 15–45 ms of every start-up (a TLS
+   * context for the secure one, and node:http2 itself for an app that never uses it). So the prototype is
+   * taken from the app's own server when it starts listening: no stream can arrive before that.
+   */
   private hookHttp2(): void {
-    // node:http2 has no request channel on Node 20/22: wrap the 'stream' emission of its two server
-    // classes (the compat 'request' event is derived from 'stream', so both APIs are covered).
-    const require = createRequire(import.meta.url);
-    const http2 = require('node:http2') as typeof import('node:http2');
+    const hooked = new Set<object>();
+    subscribe('tracing:net.server.listen:asyncStart', (message) => {
+      const server = (message as { server?: object }).server;
+      for (
+        let p = server && Object.getPrototypeOf(server);
+        p !== null && p !== undefined;
+        p = Object.getPrototypeOf(p)
+      ) {
+        const name = Object.hasOwn(p, 'constructor')
+          ? (p as { constructor: { name?: unknown } }).constructor.name
+          : '';
+        if (name !== 'Http2Server' && name !== 'Http2SecureServer') continue;
+        if (!hooked.has(p)) {
+          hooked.add(p);
+          this.wrapStreamEmit(p as { emit: (event: string | symbol, ...args: unknown[]) => boolean });
+        }
+        return;
+      }
+    });
+  }
+
+  private wrapStreamEmit(p: { emit: (event: string | symbol, ...args: unknown[]) => boolean }): void {
     const table = this;
-    const protos = new Set<object>([
-      Object.getPrototypeOf(http2.createServer()) as object,
-      Object.getPrototypeOf(http2.createSecureServer({ allowHTTP1: false })) as object,
-    ]);
-    for (const proto of protos) {
-      const p = proto as { emit: (event: string | symbol, ...args: unknown[]) => boolean };
-      const original = p.emit;
-      p.emit = function emit(this: unknown, event: string | symbol, ...args: unknown[]): boolean {
-        if (event !== 'stream') return original.call(this, event, ...args);
-        const stream = args[0] as { once(e: string, f: () => void): void };
-        const headers = (args[1] ?? {}) as Record<string, string>;
-        const t = table.begin('http', headers[':method'] ?? '?', headers[':path'] ?? '');
-        if (t.gen !== 0) table.als.enterWith(t);
-        stream.once('close', () => table.end(t));
-        return original.call(this, event, ...args);
-      };
-    }
+    const original = p.emit;
+    p.emit = function emit(this: unknown, event: string | symbol, ...args: unknown[]): boolean {
+      if (event !== 'stream') return original.call(this, event, ...args);
+      const stream = args[0] as { once(e: string, f: () => void): void };
+      const headers = (args[1] ?? {}) as Record<string, string>;
+      const t = table.begin('http', headers[':method'] ?? '?', headers[':path'] ?? '');
+      if (t.gen !== 0) table.als.enterWith(t);
+      stream.once('close', () => table.end(t));
+      return original.call(this, event, ...args);
+    };
   }
 }

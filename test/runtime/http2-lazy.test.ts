@@ -1,0 +1,92 @@
+// The runtime's http2 hook costs nothing to an app that never uses http2: under the real loader, node:http2
+// is not loaded by livepatch, and an app's own http2 server still has its streams counted as tasks.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { distRoot, registerEntry, spawnNode, tmpProject } from '../helpers.js';
+
+const HTTP_APP = `import { createServer, get } from 'node:http';
+const server = createServer((req, res) => res.end('ok'));
+server.listen(0, '127.0.0.1', () => {
+  get({ host: '127.0.0.1', port: server.address().port, path: '/' }, (res) => {
+    res.resume();
+    res.on('end', () => {
+      server.close();
+      const seen = process.moduleLoadList.filter((m) => /http2/.test(m));
+      const rt = globalThis[Symbol.for('livepatch.registry')];
+      console.log('#result ' + JSON.stringify({ seen, runtime: rt?.runtime !== undefined }));
+    });
+  });
+});
+`;
+
+const HTTP2_APP = `import { createServer, connect } from 'node:http2';
+import { pathToFileURL } from 'node:url';
+const { getRuntime } = await import(pathToFileURL(process.env.LP_DIST + '/src/runtime/index.js').href);
+const rt = getRuntime();
+let release;
+const gate = new Promise((r) => (release = r));
+const server = createServer(async (req, res) => {
+  if (req.url === '/slow') await gate;
+  res.end('ok');
+});
+server.listen(0, '127.0.0.1', async () => {
+  const client = connect('http://127.0.0.1:' + server.address().port);
+  const s = client.request({ ':path': '/slow' });
+  s.resume();
+  const done = new Promise((r) => s.on('end', r));
+  await new Promise((r) => setTimeout(r, 100));
+  // A patch of a function nobody calls: the transition waits only for the tasks that run.
+  rt.loadPatch({ name: 'h2', objects: [{ module: 'process', funcs: [] }] });
+  const tasks = rt.transition()?.tasks.map((t) => t.label) ?? [];
+  release();
+  await done;
+  const complete = await rt.waitForTransition(2000);
+  client.close();
+  server.close();
+  console.log('#result ' + JSON.stringify({ tasks, complete }));
+});
+`;
+
+function run(app: string) {
+  const project = tmpProject({
+    'package.json': JSON.stringify({ name: 'lazy', type: 'module' }),
+    'app.js': app,
+  });
+  const child = spawnNode(['--import', registerEntry, join(project.dir, 'app.js')], {
+    cwd: project.dir,
+    env: {
+      ...process.env,
+      LP_DIST: distRoot,
+      XDG_RUNTIME_DIR: join(project.dir, 'run'),
+      LIVEPATCH_INSTALL_DIR: join(project.dir, 'install'),
+      LIVEPATCH_CACHE_DIR: join(project.dir, 'cache'),
+    },
+  });
+  return { child, cleanup: project.cleanup };
+}
+
+test('an app that never loads node:http2 does not get it from livepatch', async (t) => {
+  const { child, cleanup } = run(HTTP_APP);
+  t.after(cleanup);
+  t.after(child.kill);
+  const result = JSON.parse((await child.waitFor(/#result (.*)/))[1]!) as {
+    seen: string[];
+    runtime: boolean;
+  };
+  assert.equal(result.runtime, true, 'the runtime is installed (its request hooks are live)');
+  assert.deepEqual(result.seen, []);
+  assert.equal(await child.exited, 0);
+});
+
+test("an app's own http2 server, hooked when it listens: a stream in flight holds the transition", async (t) => {
+  const { child, cleanup } = run(HTTP2_APP);
+  t.after(cleanup);
+  t.after(child.kill);
+  const result = JSON.parse((await child.waitFor(/#result (.*)/))[1]!) as {
+    tasks: string[];
+    complete: boolean;
+  };
+  assert.deepEqual(result, { tasks: ['GET /slow'], complete: true });
+  assert.equal(await child.exited, 0);
+});
