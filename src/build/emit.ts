@@ -2,7 +2,8 @@
 // it is — name, fixes, the source diff, target modules with their content hashes, the functions.
 import { parse as acornParse } from 'acorn';
 import { LivepatchError } from '../errors.js';
-import { BINDINGS, CTX, type ModulePlan } from './plan.js';
+import type { ModulePlan } from './plan.js';
+import { BINDINGS, CTX } from './rewire.js';
 
 export interface ManifestFunc {
   module: string;

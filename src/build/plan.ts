@@ -1,16 +1,8 @@
 // What goes into the patch for one module: each changed function rewritten to reach the running module's state
 // (ctx.bindings, ctx.scope()), plus the new helpers and moved constants it needs — or a refusal saying why not.
 import { forEachChild, type N } from './ast.js';
-import { loadTimeFunctions } from './compare.js';
 import { excerpt, refusal, type FuncDiff, type ModuleDiff, type Refusal } from './module-diff.js';
-import { COMMONJS_NAMES, type Scope } from './scope.js';
-import { isDataLike } from './toplevel.js';
-import { isGlobalAlias, wrapperConstant } from './wrapper.js';
-
-/** Reserved names the patch uses; `__lp$` is reserved by the ABI, so user code cannot clash with them. */
-export const CTX = '__lp$ctx';
-export const BINDINGS = '__lp$b';
-export const SCOPE = '__lp$s';
+import { applyEdits, BINDINGS, CTX, Rewirer, SCOPE, type Edit } from './rewire.js';
 
 export interface PlannedFunc {
   name: string;
@@ -37,26 +29,6 @@ export interface ModulePlan {
   shared: SharedItem[];
   refusals: Refusal[];
   notes: string[];
-}
-
-interface Edit {
-  start: number;
-  end: number;
-  text: string;
-}
-
-function applyEdits(source: string, start: number, end: number, edits: Edit[]): string {
-  const inside = edits
-    .filter((e) => e.start >= start && e.end <= end)
-    .sort((a, b) => a.start - b.start || a.end - b.end);
-  let out = '';
-  let at = start;
-  for (const e of inside) {
-    if (e.start < at) continue; // overlapping edits cannot happen for distinct identifiers; keep the first
-    out += source.slice(at, e.start) + e.text;
-    at = e.end;
-  }
-  return out + source.slice(at, end);
 }
 
 const IDENT = /^[A-Za-z_$][\w$]*$/;
@@ -138,30 +110,12 @@ function needed(fn: N): number {
 export function planModule(d: ModuleDiff): ModulePlan {
   return new Planner(d).run();
 }
-
 class Planner {
-  private readonly refs: [N, Scope | null][];
-  private readonly refStarts: number[];
   private readonly plan: ModulePlan = { funcs: [], inlined: [], shared: [], refusals: [], notes: [] };
-  /** Declaring identifier → new nested function declaration (not in the running version). */
-  private readonly newNested = new Map<N, N>();
-  private readonly oldNames: Set<string>;
-  /** New name → running name, for functions renamed with the same body. */
-  private readonly renames = new Map<string, string>();
-  private readonly sharedWanted = new Map<string, N>();
+  private readonly wire: Rewirer;
 
   constructor(private readonly d: ModuleDiff) {
-    this.refs = [...d.scopes.refs].sort((a, b) => a[0].start - b[0].start);
-    this.refStarts = this.refs.map((r) => r[0].start);
-    this.oldNames = new Set(d.old.top.bindings.keys());
-    if (d.old.format === 'commonjs') for (const n of COMMONJS_NAMES) this.oldNames.add(n);
-    for (const f of d.funcs)
-      if (f.change === 'new' && f.new && f.new.sym.parent >= 0 && f.new.node.type === 'FunctionDeclaration')
-        this.newNested.set(f.new.node.id as N, f.new.node);
-    for (const f of d.funcs)
-      if (f.change === 'renamed' && f.old?.node.id && f.new?.node.id)
-        this.renames.set(f.new.node.id.name, f.old.node.id.name);
-    for (const [now, was] of d.renamed) this.renames.set(now, was);
+    this.wire = new Rewirer(d, this.plan.refusals);
   }
 
   run(): ModulePlan {
@@ -180,7 +134,7 @@ class Planner {
     const done = new Set<string>();
     for (let grew = true; grew;) {
       grew = false;
-      for (const [name, at] of [...this.sharedWanted]) {
+      for (const [name, at] of [...this.wire.sharedWanted]) {
         if (done.has(name)) continue;
         done.add(name);
         grew = true;
@@ -188,7 +142,7 @@ class Planner {
       }
     }
     this.plan.shared.sort((a, b) => a.start - b.start);
-    for (const name of this.globalNotes)
+    for (const name of this.wire.globalNotes)
       this.plan.notes.push(
         `patched code reads '${name}' as the global: the running code's '${name}' is the same object, taken from its context at load`,
       );
@@ -228,177 +182,8 @@ class Planner {
     return call ? parent.name : null;
   }
 
-  private once: Set<N> | undefined;
-  /** Enclosing aliases of standard globals that patched code reads as the globals. */
-  private readonly globalNotes = new Set<string>();
-
-  private loadTime(): Set<N> {
-    return (this.once ??= loadTimeFunctions(this.d.new.ast));
-  }
-
   private refuse(node: N | number, construct: string, remedy: string, old = false): void {
     this.plan.refusals.push(refusal(old ? this.d.old : this.d.new, node, construct, remedy));
-  }
-
-  private refsIn(start: number, end: number): [N, Scope | null][] {
-    let lo = 0;
-    let hi = this.refStarts.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if ((this.refStarts[mid] ?? 0) < start) lo = mid + 1;
-      else hi = mid;
-    }
-    const out: [N, Scope | null][] = [];
-    for (let i = lo; i < this.refs.length && (this.refStarts[i] ?? 0) < end; i++)
-      out.push(this.refs[i] as [N, Scope | null]);
-    return out;
-  }
-
-  /**
-   * Rewrites the identifiers of [start, end) that leave that range: module bindings → `__lp$b.x`, an enclosing
-   * function's variables → `__lp$s.x`, new helpers and moved constants → the shared scope. Returns the edits,
-   * or null after recording a refusal.
-   */
-  private rewire(
-    who: string,
-    start: number,
-    end: number,
-    enclosing: string[] | null,
-    selfId: N | null,
-  ): {
-    edits: Edit[];
-    usesScope: boolean;
-    needs: Set<string>;
-    kept: Set<string>;
-    scopeAt: number[];
-    nested: Set<N>;
-  } | null {
-    const edits: Edit[] = [];
-    const nested = new Set<N>();
-    const needs = new Set<string>();
-    const kept = new Set<string>();
-    const scopeAt: number[] = [];
-    let usesScope = false;
-    let ok = true;
-    const uncaptured = new Set<string>();
-    let firstUncaptured: N | null = null;
-    const refused = new Set<string>();
-    const moduleScope = this.d.scopes.module;
-    for (const [id, scope] of this.refsIn(start, end)) {
-      const name = id.name as string;
-      if (scope === null) {
-        kept.add(name);
-        continue;
-      }
-      if (scope.node.start >= start && scope.node.end <= end) continue; // declared inside: unchanged
-      if (selfId && scope.names.get(name) === selfId) {
-        kept.add(name);
-        continue; // a call to itself stays as is: the replacement carries the same name
-      }
-      let target: string | null = null;
-      let s: Scope | null = scope;
-      if (s.kind === 'class') {
-        const b = this.d.new.top.bindings.get(name);
-        if (b && b.init === s.node) s = moduleScope;
-      }
-      if (s === moduleScope) {
-        if (refused.has(name)) continue;
-        target = this.moduleRef(who, id, name);
-        if (target === null) refused.add(name);
-        if (target === null) {
-          ok = false;
-          continue;
-        }
-        if (target === name) {
-          needs.add(name);
-          continue;
-        }
-      } else {
-        let fnScope: Scope | null = s;
-        while (fnScope && fnScope.kind !== 'function' && fnScope.kind !== 'module') fnScope = fnScope.parent;
-        const running = this.renames.get(name) ?? name;
-        if (!fnScope || fnScope.kind === 'module' || enclosing === null) {
-          this.refuse(
-            id,
-            `patched '${who}' reads '${name}', declared in a block at module level`,
-            'move the declaration to the top level of the module, or keep the code that reads it unchanged',
-          );
-          ok = false;
-          continue;
-        }
-        const helper = this.newNested.get(s.names.get(name) as N);
-        if (helper !== undefined && !enclosing.includes(running)) {
-          // A new function beside the patched one: it comes along inside the replacement.
-          nested.add(helper);
-          kept.add(name);
-          continue;
-        }
-        if (!enclosing.includes(running)) {
-          const constant = wrapperConstant(this.d, this.loadTime(), fnScope, name);
-          if (constant !== undefined) {
-            // Plain data of a function that ran once: the patch makes the same value itself.
-            nested.add(constant);
-            kept.add(name);
-            continue;
-          }
-          if (isGlobalAlias(this.d, fnScope, name)) {
-            kept.add(name);
-            this.globalNotes.add(name);
-            continue;
-          }
-          if (uncaptured.size === 0) firstUncaptured = id;
-          uncaptured.add(name);
-          ok = false;
-          continue;
-        }
-        usesScope = true;
-        scopeAt.push(id.start);
-        target = `${SCOPE}.${running}`;
-      }
-      const text = this.d.scopes.shorthand.has(id)
-        ? `${name}: ${target}`
-        : this.d.scopes.callees.has(id)
-          ? `(0, ${target})`
-          : target;
-      edits.push({ start: id.start, end: id.end, text });
-    }
-    if (firstUncaptured !== null) {
-      const names = [...uncaptured].map((n) => `'${n}'`).join(', ');
-      this.refuse(
-        firstUncaptured,
-        `patched '${who}' reads ${names} of its enclosing function, which the running code does not capture`,
-        'the running closure has no access to them: patch the enclosing function instead (closures it already made keep the old code), or pass the values in',
-      );
-    }
-    return ok ? { edits, usesScope, needs, kept, scopeAt, nested } : null;
-  }
-
-  /** How patched code reaches module-level `name`: a member of the bindings, a shared name, or null (refused). */
-  private moduleRef(who: string, id: N, name: string): string | null {
-    if (this.d.movedConstants.has(name)) {
-      this.sharedWanted.set(name, id);
-      return name;
-    }
-    const renamed = this.renames.get(name);
-    if (renamed !== undefined && this.oldNames.has(renamed)) return `${BINDINGS}.${renamed}`;
-    if (this.oldNames.has(name)) return `${BINDINGS}.${name}`;
-    const b = this.d.new.top.bindings.get(name);
-    if (
-      b &&
-      !b.group &&
-      (b.isFunction || b.isClass || (b.kind === 'const' && isDataLike(b.init)) || this.d.settled.has(name))
-    ) {
-      this.sharedWanted.set(name, id);
-      return name;
-    }
-    this.refuse(
-      id,
-      b
-        ? `patched '${who}' uses new module-level '${b.kind} ${name}'`
-        : `patched '${who}' uses unknown '${name}'`,
-      'new module-level state cannot be added to a running module: keep it in a shadow variable, or create it in a postPatch callback on ctx.bindings of an existing binding',
-    );
-    return null;
   }
 
   private planFunc(f: FuncDiff): void {
@@ -447,9 +232,9 @@ class Planner {
       );
     if (!this.isStrict(fn)) {
       // A patch is an ES module, so its code is strict: assigning an undeclared name throws there.
-      const sloppy = this.refsIn(fn.start, fn.end).find(
-        ([id, scope]) => scope === null && this.d.scopes.writes.has(id),
-      );
+      const sloppy = this.wire
+        .refsIn(fn.start, fn.end)
+        .find(([id, scope]) => scope === null && this.d.scopes.writes.has(id));
       if (sloppy)
         this.refuse(
           sloppy[0],
@@ -512,7 +297,7 @@ class Planner {
     }
     const selfId = fn.type === 'FunctionDeclaration' ? (fn.id as N) : null;
     const enclosing = of.sym.parent >= 0 ? of.sym.scope : null;
-    const wired = this.rewire(who, fn.start, fn.end, enclosing, selfId);
+    const wired = this.wire.rewire(who, fn.start, fn.end, enclosing, selfId);
     if (!wired || this.plan.refusals.length > before) return;
     const src = this.d.new.source;
     // New functions declared beside this one that it calls: defined at the start of the replacement's body.
@@ -524,7 +309,7 @@ class Planner {
       const h = pending.shift() as N;
       if (seen.has(h)) continue;
       seen.add(h);
-      const w = this.rewire(who, h.start, h.end, enclosing, h.id as N);
+      const w = this.wire.rewire(who, h.start, h.end, enclosing, h.id as N);
       if (!w) return;
       pending.push(...w.nested);
       for (const n of w.needs) wired.needs.add(n);
@@ -629,7 +414,6 @@ class Planner {
     return false;
   }
 
-  /** The module-level binding name of the class holding method `member`, if the running module has it. */
   /**
    * A constructor's replacement is a class: the running constructor forwards with Reflect.construct(replacement,
    * arguments, new.target), so the object is made from the running class's prototype. The replacement extends the
@@ -642,7 +426,7 @@ class Planner {
     const fields: string[] = [];
     for (const m of node.body.body as N[]) {
       if (m.type !== 'PropertyDefinition' || m.static) continue;
-      const w = this.rewire(cls, m.start, m.end, null, null);
+      const w = this.wire.rewire(cls, m.start, m.end, null, null);
       if (!w) return '';
       for (const n of w.needs) needs.add(n);
       fields.push(applyEdits(this.d.new.source, m.start, m.end, w.edits).replace(/;?$/, ';'));
@@ -651,9 +435,10 @@ class Planner {
     return `class ${cls}${heritage} { ${fields.join(' ')} ${ctorText} }`;
   }
 
+  /** The module-level binding name of the class holding method `member`, if the running module has it. */
   private classOf(member: N): string | null {
     for (const [name, b] of this.d.new.top.bindings)
-      if (b.isClass && b.init && (b.init.body.body as N[]).includes(member) && this.oldNames.has(name))
+      if (b.isClass && b.init && (b.init.body.body as N[]).includes(member) && this.wire.oldNames.has(name))
         return name;
     return null;
   }
@@ -663,9 +448,9 @@ class Planner {
     if (!b) return;
     const isConst = this.d.movedConstants.has(name) || (!b.isFunction && !b.isClass);
     const node = b.node; // the declaration, or the declarator of a const
-    const wired = this.rewire(name, node.start, node.end, null, null);
+    const wired = this.wire.rewire(name, node.start, node.end, null, null);
     if (!wired) return;
-    for (const n of wired.needs) if (!this.sharedWanted.has(n)) this.sharedWanted.set(n, at);
+    for (const n of wired.needs) if (!this.wire.sharedWanted.has(n)) this.wire.sharedWanted.set(n, at);
     const text = applyEdits(this.d.new.source, node.start, node.end, wired.edits);
     this.plan.shared.push({
       name,
