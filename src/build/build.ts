@@ -10,20 +10,12 @@ import { compareModule } from './compare.js';
 import type { Change, Refusal } from './module-diff.js';
 import { emitPatch, type EmitObject, type Manifest } from './emit.js';
 import { reachableFiles } from './entries.js';
-import { prepareTrees } from './inputs.js';
+import { prepareTrees, type TreeSources } from './inputs.js';
 import { planModule } from './plan.js';
 import { loadSymbolTable } from './symbols.js';
 import { listModules, readModuleBytes, startSide } from './tree.js';
 
-export interface BuildOptions {
-  old?: string;
-  new?: string;
-  source?: string;
-  diff?: string;
-  from?: string;
-  to?: string;
-  /** A shell command run in both trees before comparing (e.g. `npm run build`). */
-  build?: string;
+export interface BuildOptions extends TreeSources {
   name?: string;
   description?: string;
   fixes?: string[];

@@ -24,14 +24,19 @@ export interface PreparedTrees {
   cleanup: () => void;
 }
 
-export interface InputOptions {
+/** Where the two versions come from: two trees (old, new), a tree and a diff (source, diff), or npm (from, to). */
+export interface TreeSources {
   old?: string;
   new?: string;
   source?: string;
   diff?: string;
   from?: string;
   to?: string;
+  /** A shell command run in both trees before comparing (e.g. `npm run build`). */
   build?: string;
+}
+
+export interface InputOptions extends TreeSources {
   /** Where npm tarballs are kept between runs. */
   cacheDir: string;
   log: (line: string) => void;
