@@ -1,7 +1,7 @@
 // Tasks and universes: which unit of work runs in which universe while a transition lasts (livepatch's
 // per-task patch_state). HTTP requests become tasks with no app change; other work through task(fn).
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { subscribe } from 'node:diagnostics_channel';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /** The kernel's KLP_TRANSITION_UNPATCHED / KLP_TRANSITION_PATCHED. */
@@ -35,9 +35,25 @@ export class Task {
 }
 
 const kTask = Symbol('livepatch.task');
-// Start times of untracked requests are kept as ms since this moment: a small integer (a Smi, no allocation)
-// for the first ~12 days of the process, where Date.now() itself would be a heap number.
-const epoch = Date.now();
+type TrackedResponse = ServerResponse & { [kTask]?: Task; req?: IncomingMessage };
+type HttpSocket = { _httpMessage?: TrackedResponse | null; destroyed: boolean };
+
+/**
+ * The sockets of a node:http or node:https server: its connections list (an internal of Node.js, keyed by a
+ * symbol, there since Node.js 18.0 for its request timeouts): one parser per connection, each with its socket.
+ * Any other server (net, tls) has none and yields nothing.
+ */
+function connectionsOf(server: object): HttpSocket[] {
+  const key = Object.getOwnPropertySymbols(server).find((k) => k.description === 'http.server.connections');
+  const list = key === undefined ? undefined : (server as Record<symbol, { all?: () => unknown[] }>)[key];
+  if (typeof list?.all !== 'function') return [];
+  const sockets: HttpSocket[] = [];
+  for (const parser of list.all()) {
+    const socket = (parser as { socket?: HttpSocket } | null)?.socket;
+    if (socket !== undefined && socket !== null) sockets.push(socket);
+  }
+  return sockets;
+}
 
 /**
  * Whether AsyncLocalStorage runs on AsyncContextFrame (Node 24 by default, 22 with a flag): then it has no
@@ -57,9 +73,9 @@ export function hasAsyncContextFrame(): boolean {
  * `alwaysTag` (AsyncContextFrame): every task is tagged when it starts, so the runtime always knows which
  * task is running; code outside any task switches at once, and a task started inside an old task is old too.
  *
- * Otherwise (promise hooks: Node 20, 22): outside a transition only the set of running tasks is kept (so
- * that the next transition knows which tasks are old) and no AsyncLocalStorage runs, so there is no
- * promise-hook tax. During a transition, tasks started since it began are tagged; a context without a
+ * Otherwise (promise hooks: Node 20, 22): outside a transition only task() calls are kept; HTTP requests are
+ * not followed at all (the next transition finds the running ones from the servers' connections), and no
+ * AsyncLocalStorage runs, so there is no promise-hook tax. During a transition, tasks started since it began are tagged; a context without a
  * current tag is treated as an old task (`base`), because a task that started before the transition cannot
  * be told apart from code outside any task without tagging every task all the time.
  */
@@ -76,24 +92,25 @@ export class TaskTable {
   onOldTaskEnd: () => void = () => {};
   private readonly als = new AsyncLocalStorage<Task>();
   /**
-   * HTTP requests started outside a transition (promise-hook mode only): response → start time (ms after
-   * `epoch`), removed by the 'http.server.response.finish' channel. They become Tasks only if a transition begins
-   * while they run (adoptRequests). So an idle request allocates no Task, adds no property to Node's
-   * ServerResponse and, above all, no 'close' listener: that listener alone cost ~4 µs of CPU per request on
-   * Node 20 with the client on the same CPU (bench/idle-cost.mjs and the report of the idle-cost work).
+   * Servers seen starting to listen (weakly held). In promise-hook mode no request is tracked outside a
+   * transition — the request channels are not even subscribed, so Node.js publishes nothing per request — and a
+   * transition finds the requests already running from these servers' connections (adoptRequests).
    */
-  private readonly requests = new Map<ServerResponse, number>();
-  /** Size of `requests` at which responses that closed without finishing (aborted) are swept out. */
-  private sweepAt = 1024;
+  private readonly servers = new Set<WeakRef<object>>();
+  private readonly serversSeen = new WeakSet<object>();
+  /** Whether the per-request channel is subscribed (always with alwaysTag, else only during a transition). */
+  private requestsHooked = false;
   private oldCount = 0;
   constructor(readonly alwaysTag = hasAsyncContextFrame()) {}
   private nextId = 1;
   private nextGen = 1;
   private hooked = false;
+  private readonly http2Hooked = new WeakSet<object>();
 
   /** Starts a transition towards `target`: every running task is old (in `!target`) from now on. */
   beginTransition(target: Universe): void {
     this.adoptRequests();
+    this.hookRequests();
     this.gen = this.nextGen++;
     this.target = target;
     this.base = target === PATCHED ? UNPATCHED : PATCHED;
@@ -105,31 +122,70 @@ export class TaskTable {
     this.oldCount = this.active.size;
   }
 
-  /** Makes every running untracked request a Task (in `active`), with its real start time. */
+  /**
+   * Makes a Task of every request already running on a known server (promise-hook mode: they were not
+   * tracked). A connection's running requests are its current response (`socket._httpMessage`) and, when the
+   * client pipelines, the responses queued behind it, which Node.js assigns to the socket one after the other:
+   * the Task follows that queue and ends when the socket has no untracked response left (a response with a
+   * Task of its own started in the transition, and so does every one after it).
+   */
   private adoptRequests(): void {
-    for (const [response, start] of this.requests) {
-      if (response.destroyed) continue; // aborted: closed without a finish
-      const request = (response as ServerResponse & { req?: IncomingMessage }).req;
-      const t = new Task(
-        this.nextId++,
-        'http',
-        request?.method ?? '?',
-        request?.url ?? '',
-        this.target,
-        epoch + start,
-      );
-      (response as ServerResponse & { [kTask]?: Task })[kTask] = t;
-      this.active.add(t);
-      response.on('close', this.onResponseClose);
+    if (this.alwaysTag) return;
+    for (const ref of this.servers) {
+      const server = ref.deref();
+      if (server === undefined) {
+        this.servers.delete(ref);
+        continue;
+      }
+      for (const socket of connectionsOf(server)) {
+        const response = socket._httpMessage;
+        if (response === null || response === undefined || response[kTask] !== undefined) continue;
+        const request = response.req;
+        const t = new Task(this.nextId++, 'http', request?.method ?? '?', request?.url ?? '', this.target);
+        this.active.add(t);
+        this.follow(t, socket, response);
+      }
     }
-    this.requests.clear();
   }
 
-  /** Drops requests whose response closed without finishing (no finish message will ever remove them). */
-  private sweepRequests(): void {
-    for (const response of this.requests.keys()) if (response.destroyed) this.requests.delete(response);
-    this.sweepAt = Math.max(1024, this.requests.size * 2);
+  /** Keeps adopted Task `t` alive while `socket` serves untracked responses, starting with `response`. */
+  private follow(t: Task, socket: HttpSocket, response: TrackedResponse): void {
+    response[kTask] = t;
+    response.once('close', () => {
+      // 'close' is emitted on the tick after Node.js finished the response and gave the socket the next one.
+      const next = socket._httpMessage;
+      if (
+        next !== null &&
+        next !== undefined &&
+        next !== response &&
+        next[kTask] === undefined &&
+        !socket.destroyed
+      )
+        this.follow(t, socket, next);
+      else this.end(t);
+    });
   }
+
+  /** Subscribes to the start of every node:http and node:https request. Idempotent. */
+  private hookRequests(): void {
+    if (this.requestsHooked) return;
+    this.requestsHooked = true;
+    subscribe('http.server.request.start', this.onRequestStart);
+  }
+
+  /**
+   * node:http and https publish this right before emitting 'request', in the same synchronous context
+   * (Node ≥ 18.7), so enterWith here tags the handler and every continuation it creates, including the
+   * request's later 'data'/'end' events (which run(...) would lose: js-runtime.md §6). The Task is kept on the
+   * response and ends at its 'close' (one shared listener).
+   */
+  private readonly onRequestStart = (message: unknown): void => {
+    const { request, response } = message as { request: IncomingMessage; response: TrackedResponse };
+    const t = this.begin('http', request.method ?? '?', request.url ?? '');
+    if (t.gen !== 0) this.als.enterWith(t);
+    response[kTask] = t;
+    response.on('close', this.onResponseClose);
+  };
 
   /** The one 'close' listener of responses that are Tasks (started in, or adopted by, a transition). */
   private readonly onResponseClose = (() => {
@@ -164,7 +220,12 @@ export class TaskTable {
     this.gen = 0;
     this.untaggedEntered.clear();
     for (const t of this.active) t.entered = undefined;
-    if (!this.alwaysTag) this.als.disable();
+    if (!this.alwaysTag) {
+      this.als.disable();
+      // Idle again: Node.js publishes nothing per request once the channel has no subscriber.
+      if (this.requestsHooked) unsubscribe('http.server.request.start', this.onRequestStart);
+      this.requestsHooked = false;
+    }
   }
 
   /** Tasks still in the old universe of the running transition. */
@@ -243,30 +304,16 @@ export class TaskTable {
   hookServers(): void {
     if (this.hooked) return;
     this.hooked = true;
-    // node:http and https publish this right before emitting 'request', in the same synchronous context
-    // (Node ≥ 18.7), so enterWith here tags the handler and every continuation it creates, including the
-    // request's later 'data'/'end' events (which run(...) would lose: js-runtime.md §6).
-    // Outside a transition (promise-hook mode) a request is only an entry in `requests`, removed when its
-    // response finishes; otherwise its Task is kept on the response and ends at 'close' (one shared listener).
-    subscribe('http.server.request.start', (message) => {
-      const { request, response } = message as {
-        request: IncomingMessage;
-        response: ServerResponse & { [kTask]?: Task };
-      };
-      if (this.gen === 0 && !this.alwaysTag) {
-        this.requests.set(response, Date.now() - epoch);
-        if (this.requests.size > this.sweepAt) this.sweepRequests();
-        return;
-      }
-      const t = this.begin('http', request.method ?? '?', request.url ?? '');
-      if (t.gen !== 0) this.als.enterWith(t);
-      response[kTask] = t;
-      response.on('close', this.onResponseClose);
+    // With AsyncContextFrame every request is tagged as it starts; otherwise requests are followed only during
+    // a transition, and the servers are remembered (once each, when they start listening) to find the requests
+    // a transition begins with.
+    if (this.alwaysTag) this.hookRequests();
+    subscribe('tracing:net.server.listen:asyncStart', (message) => {
+      const server = (message as { server?: object }).server;
+      if (server === undefined || this.serversSeen.has(server)) return;
+      this.serversSeen.add(server);
+      if (!this.hookHttp2(server) && !this.alwaysTag) this.servers.add(new WeakRef(server));
     });
-    subscribe('http.server.response.finish', (message) => {
-      this.requests.delete((message as { response: ServerResponse }).response);
-    });
-    this.hookHttp2();
   }
 
   /**
@@ -276,26 +323,23 @@ export class TaskTable {
    * context for the secure one, and node:http2 itself for an app that never uses it). So the prototype is
    * taken from the app's own server when it starts listening: no stream can arrive before that.
    */
-  private hookHttp2(): void {
-    const hooked = new Set<object>();
-    subscribe('tracing:net.server.listen:asyncStart', (message) => {
-      const server = (message as { server?: object }).server;
-      for (
-        let p = server && Object.getPrototypeOf(server);
-        p !== null && p !== undefined;
-        p = Object.getPrototypeOf(p)
-      ) {
-        const name = Object.hasOwn(p, 'constructor')
-          ? (p as { constructor: { name?: unknown } }).constructor.name
-          : '';
-        if (name !== 'Http2Server' && name !== 'Http2SecureServer') continue;
-        if (!hooked.has(p)) {
-          hooked.add(p);
-          this.wrapStreamEmit(p as { emit: (event: string | symbol, ...args: unknown[]) => boolean });
-        }
-        return;
+  private hookHttp2(server: object): boolean {
+    for (
+      let p = Object.getPrototypeOf(server) as object | null;
+      p !== null;
+      p = Object.getPrototypeOf(p) as object | null
+    ) {
+      const name = Object.hasOwn(p, 'constructor')
+        ? (p as { constructor: { name?: unknown } }).constructor.name
+        : '';
+      if (name !== 'Http2Server' && name !== 'Http2SecureServer') continue;
+      if (!this.http2Hooked.has(p)) {
+        this.http2Hooked.add(p);
+        this.wrapStreamEmit(p as { emit: (event: string | symbol, ...args: unknown[]) => boolean });
       }
-    });
+      return true;
+    }
+    return false;
   }
 
   private wrapStreamEmit(p: { emit: (event: string | symbol, ...args: unknown[]) => boolean }): void {

@@ -3,6 +3,7 @@
 // plus the stalled-transition report, force, and what happens where Node.js loses an async context.
 import assert from 'node:assert/strict';
 import { Agent, request } from 'node:http';
+import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { startTarget, type Target } from './target.js';
@@ -82,6 +83,52 @@ test('every response is all old or all new while the patch is toggled under load
     t.start();
     await t.cmd('echo', { line: `toggles=${toggles} old=${seen.old} new=${seen.new}` });
     process.stdout.write(`# ${t.transcript()[0]}\n`);
+  }));
+
+/** Sends `paths` pipelined on one connection (all written at once) and resolves with the bodies, in order. */
+function pipelined(t: Target, paths: string[]): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(t.port, '127.0.0.1');
+    let data = '';
+    socket.setEncoding('utf8').on('data', (d: string) => {
+      data += d;
+      const bodies = [...data.matchAll(/content-length: (\d+)\r\n(?:.*\r\n)*?\r\n/gi)].map((m) =>
+        data.slice(m.index + m[0].length, m.index + m[0].length + Number(m[1])),
+      );
+      if (bodies.length === paths.length && bodies.every((b) => b.endsWith(']'))) {
+        socket.destroy();
+        resolve(bodies);
+      }
+    });
+    socket.on('error', reject);
+    socket.write(paths.map((p) => `GET ${p} HTTP/1.1\r\nHost: x\r\n\r\n`).join(''));
+  });
+}
+
+test('pipelined requests running when the transition begins all stay old, and hold it until the last ends', () =>
+  withApp(async (t) => {
+    // Three requests on one connection, all started (each ran partA) before the patch: the second's response
+    // is queued behind the first's and its handler still calls partB and partC after the first has ended.
+    const bodies = pipelined(t, ['/work?slow=300', '/work?slow=700', '/work?slow=0']);
+    await sleep(150);
+    await t.cmd('load', { name: 'consistency', wait: false });
+    // Started after the transition began, on a connection of its own: all new.
+    assert.deepEqual(JSON.parse(await get(t, '/work?slow=0')), ['new', 'new', 'new']);
+    await sleep(300);
+    assert.equal(
+      (await t.cmd('read', { path: 'consistency/transition' })).value,
+      '1\n',
+      'the queue holds it',
+    );
+    assert.deepEqual(
+      (await bodies).map((b) => JSON.parse(b) as string[]),
+      [
+        ['old', 'old', 'old'],
+        ['old', 'old', 'old'],
+        ['old', 'old', 'old'],
+      ],
+    );
+    assert.equal((await t.cmd('wait', { ms: 2000 })).value, true);
   }));
 
 test('a stalled transition reports the old request, and force completes it', () =>
