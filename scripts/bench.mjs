@@ -1,15 +1,16 @@
 // `npm run bench`: runs the benchmark suites in bench/ on Node.js 20, 22 and 24 and prints Markdown tables of the ratios.
 //
-// usage: node scripts/bench.mjs [micro] [http] [startup] [--quick] [--nodes 20,22,24] [--update-doc]
+// usage: node scripts/bench.mjs [micro] [http] [startup] [runtime] [apps] [corpus-build] [--quick] [--nodes 20,22,24]
+//        [--update-doc]
 //
 // Each suite runs in a child process of the Node.js version under test and writes JSON; this script only drives
 // them and formats. Results go to bench/results/<time>.{json,md} (git-ignored); --update-doc also rewrites the
-// results section of BENCHMARKS.md between its markers.
+// results section of BENCHMARKS.md between its markers: the tables of the suites that ran, the others' kept.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { nodeBinaries } from './node-versions.mjs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fmtRatio, mdTable, summary } from '../bench/stats.mjs';
 
@@ -20,10 +21,14 @@ const { values: opts, positionals } = parseArgs({
     quick: { type: 'boolean', default: false },
     nodes: { type: 'string', default: '20,22,24' },
     'update-doc': { type: 'boolean', default: false },
+    // Another file to update instead of BENCHMARKS.md (to try --update-doc without touching the real one).
+    doc: { type: 'string', default: 'BENCHMARKS.md' },
   },
 });
 // 'runtime' (issue 3: the consistency bookkeeping on vs off, and during a transition) prints its own table.
-const allSuites = ['micro', 'http', 'startup', 'runtime'];
+// 'apps' (issue 6: the soak's Express and Fastify apps) runs per version; 'corpus-build' runs once, itself
+// interleaving the versions, because its figure is each version's build time against Node 20's in the same round.
+const allSuites = ['micro', 'http', 'startup', 'runtime', 'apps', 'corpus-build'];
 const suites = positionals.length > 0 ? positionals : allSuites;
 for (const s of suites) {
   if (!allSuites.includes(s)) {
@@ -41,6 +46,7 @@ try {
 }
 const workloads = ['tiny', 'tiny-cjs', 'medium', 'poly', 'async'];
 const apps = ['http', 'express'];
+const soakApps = ['express', 'fastify'];
 const quick = opts.quick ? ['--quick'] : [];
 const microProcs = opts.quick ? 1 : 3;
 
@@ -83,7 +89,7 @@ function runSuiteOnce(node, script, args) {
 
 const started = Date.now();
 let runtimeFailed = false;
-const results = { micro: {}, http: {}, startup: {} };
+const results = { micro: {}, http: {}, startup: {}, apps: {} };
 for (const node of nodes) {
   console.log(`\n== Node.js ${node} (${bins[node]})`);
   if (suites.includes('micro')) {
@@ -111,23 +117,33 @@ for (const node of nodes) {
       console.error(`bench: runtime-http failed on Node.js ${node} (exit ${r.status ?? r.signal})`);
     runtimeFailed ||= r.status !== 0;
   }
+  if (suites.includes('apps')) {
+    results.apps[node] = {};
+    for (const a of soakApps) results.apps[node][a] = runSuite(node, 'apps.mjs', ['--app', a]);
+  }
 }
+// Driven by the first version's node; the builds run on every version asked for.
+if (suites.includes('corpus-build'))
+  results.corpusBuild = { all: runSuite(nodes[0], 'corpus-build.mjs', ['--nodes', nodes.join(',')]) };
 rmSync(tmp, { recursive: true, force: true });
 
 const versions = Object.fromEntries(
   nodes.map((n) => [n, spawnSync(bins[n], ['--version'], { encoding: 'utf8' }).stdout.trim()]),
 );
-const md = [];
+// Each suite's tables form one block, opened by a marker and carrying its own run line, so that --update-doc can
+// replace the blocks of the suites that ran and keep the others'.
+const md = {};
+const out = (suite, text) => (md[suite] ??= []).push(text);
 const date = new Date().toISOString().slice(0, 16).replace('T', ' ');
-md.push(
+const runLine =
   `Run: ${date} UTC, ${cpus().length} × ${cpus()[0]?.model.trim()}, Node.js ${Object.values(versions).join(', ')}` +
-    `${opts.quick ? ', --quick' : ''}; ${((Date.now() - started) / 60000).toFixed(1)} min. ` +
-    'Cells: median (min–max) over interleaved rounds.',
-);
+  `${opts.quick ? ', --quick' : ''}; ${((Date.now() - started) / 60000).toFixed(1)} min. ` +
+  'Cells: median (min–max) over interleaved rounds.';
 const cell = (x, f) => (x === undefined ? 'failed' : f(x));
 
 if (suites.includes('micro')) {
-  md.push(
+  out(
+    'micro',
     '\n### Unpatched prologue (instrumented / original by CPU time, same round; ' +
       `${microProcs} process${microProcs > 1 ? 'es' : ''} per workload)\n`,
   );
@@ -143,10 +159,11 @@ if (suites.includes('micro')) {
       ];
     }),
   ]);
-  md.push(mdTable(header, rows));
+  out('micro', mdTable(header, rows));
 }
 if (suites.includes('http')) {
-  md.push(
+  out(
+    'http',
     '\n### HTTP (req/s and server CPU per request; ratios to `base` in the same round; `base-again` is the noise floor)\n',
   );
   const header = ['app', 'variant', ...nodes.flatMap((n) => [`Node ${n}: req/s`, 'ratio', 'CPU/req ratio'])];
@@ -168,11 +185,12 @@ if (suites.includes('http')) {
       ]);
     }
   }
-  md.push(mdTable(header, rows));
+  out('http', mdTable(header, rows));
 }
 if (suites.includes('startup')) {
   const any = Object.values(results.startup).find(Boolean);
-  md.push(
+  out(
+    'startup',
     '\n### Start-up (one process, spawn to exit: wall time, and its own CPU time; ratios to `base` in the same round)\n\n' +
       (any
         ? `${any.loadedCjsModules} CommonJS modules loaded; with \`LIVEPATCH_INSTRUMENT='*'\`, ` +
@@ -192,10 +210,165 @@ if (suites.includes('startup')) {
       ];
     }),
   ]);
-  md.push(mdTable(header, rows));
+  out('startup', mdTable(header, rows));
 }
-const text = md.join('\n') + '\n';
+const MiB = 2 ** 20;
+if (suites.includes('apps')) {
+  out(
+    'apps',
+    '\n### The soak apps (Express 5 and Fastify 5 with SQLite; ratios to `base` in the same round; `base-again` is the noise floor)\n',
+  );
+  const header = [
+    'app',
+    'Node',
+    'variant',
+    'req/s',
+    'ratio',
+    'server CPU/req ratio',
+    'latency p50 / p99',
+    'RSS after GC: ratio',
+    'heap used after GC: ratio',
+  ];
+  const rows = [];
+  const drivers = [];
+  for (const a of soakApps) {
+    for (const n of nodes) {
+      const r = results.apps[n]?.[a];
+      if (r === undefined) {
+        rows.push([a, n, 'failed', '', '', '', '', '', '']);
+        continue;
+      }
+      drivers.push(`Node ${n}: ${r.sqlite}${r.sqliteNote ? ` (${r.sqliteNote})` : ''}`);
+      for (const v of Object.keys(r.rps)) {
+        rows.push([
+          a,
+          n,
+          v,
+          r.rps[v].median.toFixed(0),
+          fmtRatio(r.ratio[v], 3),
+          `**${fmtRatio(r.cpuRatio[v], 3)}** ${r.cpuPerRequest[v].median.toFixed(0)} µs`,
+          `${r.p50[v].median} / ${r.p99[v].median} ms`,
+          `**${fmtRatio(r.rssRatio[v], 2)}** ${(r.rss[v].median / MiB).toFixed(1)} MiB`,
+          `**${fmtRatio(r.heapRatio[v], 2)}** ${(r.heap[v].median / MiB).toFixed(1)} MiB`,
+        ]);
+      }
+    }
+  }
+  out('apps', `SQLite driver: ${[...new Set(drivers)].join('; ')}.\n`);
+  out('apps', mdTable(header, rows));
+  out(
+    'apps',
+    '\n#### Transition latency under load (the `patched` server under the soak mix; disable + enable cycles over the control socket, each step from the request to the end of its transition)\n',
+  );
+  const trows = [];
+  const ms = (x) => x.toFixed(1);
+  for (const a of soakApps) {
+    for (const n of nodes) {
+      const t = results.apps[n]?.[a]?.transitions;
+      trows.push(
+        t === undefined
+          ? [a, n, 'failed', '', '', '']
+          : [
+              a,
+              n,
+              t.cycles,
+              t.rps.toFixed(0),
+              `**${ms(t.enableMs.p50)}** / ${ms(t.enableMs.p99)} / ${ms(t.enableMs.max)} ms`,
+              `**${ms(t.disableMs.p50)}** / ${ms(t.disableMs.p99)} / ${ms(t.disableMs.max)} ms`,
+            ],
+      );
+    }
+  }
+  out(
+    'apps',
+    mdTable(
+      ['app', 'Node', 'cycles', 'req/s meanwhile', 'enable p50 / p99 / max', 'disable p50 / p99 / max'],
+      trows,
+    ),
+  );
+}
+if (suites.includes('corpus-build')) {
+  const r = results.corpusBuild?.all;
+  out(
+    'corpus-build',
+    `\n### Corpus build time (\`livepatch build\` per case, all versions interleaved; ratios to Node ${nodes[0]} in the same round)\n`,
+  );
+  if (r === undefined) out('corpus-build', 'failed');
+  else {
+    out(
+      'corpus-build',
+      `${r.cases} cases, ${r.rounds} rounds${r.skipped.length ? `; skipped: ${r.skipped.map((x) => `${x.case} (${x.reason})`).join(', ')}` : ''}.\n`,
+    );
+    const sec = (x) =>
+      `${(x.median / 1000).toFixed(1)} s (${(x.min / 1000).toFixed(1)}–${(x.max / 1000).toFixed(1)})`;
+    out(
+      'corpus-build',
+      mdTable(
+        ['Node', 'total CPU', 'CPU ratio', 'total wall', 'wall ratio'],
+        nodes.map((n) => [
+          r.versions[n],
+          sec(r.total.cpuMs[n]),
+          `**${fmtRatio(r.ratio.cpuMs[n], 2)}**`,
+          sec(r.total.wallMs[n]),
+          fmtRatio(r.ratio.wallMs[n], 2),
+        ]),
+      ),
+    );
+    out(
+      'corpus-build',
+      '\nPer case, median CPU ms (and wall ms) of the build process; ratio to the first version:\n',
+    );
+    out(
+      'corpus-build',
+      mdTable(
+        ['case', ...nodes.flatMap((n) => [`Node ${n}: CPU (wall) ms`, 'ratio'])],
+        Object.entries(r.perCase).map(([name, c]) => [
+          c.refused ? `${name} (refused)` : name,
+          ...nodes.flatMap((n) => [
+            `${c[n].cpuMs.toFixed(0)} (${c[n].wallMs.toFixed(0)})`,
+            c.cpuRatio[n].toFixed(2),
+          ]),
+        ]),
+      ),
+    );
+  }
+}
+
+const docSuites = allSuites.filter((s) => s !== 'runtime');
+const marker = (suite) => `<!-- bench:suite:${suite} -->`;
+/** A suite's block: its marker, its heading, this run's line, its tables. */
+function blockOf(suite, run) {
+  const [heading, ...rest] = md[suite].join('\n').trim().split('\n');
+  return [marker(suite), heading, '', run, ...rest].join('\n');
+}
+const blocks = Object.fromEntries(docSuites.filter((s) => md[s]).map((s) => [s, blockOf(s, runLine)]));
+const text =
+  docSuites
+    .map((s) => blocks[s])
+    .filter(Boolean)
+    .join('\n\n') + '\n';
 console.log('\n' + text);
+
+/** The blocks of an earlier results section, by suite; one written before the markers is split by its headings. */
+function earlierBlocks(section) {
+  const found = {};
+  if (section.includes('<!-- bench:suite:')) {
+    for (const part of section.split(/\n(?=<!-- bench:suite:)/)) {
+      const m = part.match(/^<!-- bench:suite:([\w-]+) -->/);
+      if (m) found[m[1]] = part.trim();
+    }
+    return found;
+  }
+  const run = section.match(/^Run: .*$/m)?.[0] ?? '';
+  const legacy = { 'Unpatched prologue': 'micro', HTTP: 'http', 'Start-up': 'startup' };
+  for (const part of section.split(/\n(?=### )/)) {
+    const suite = Object.entries(legacy).find(([h]) => part.startsWith(`### ${h}`))?.[1];
+    if (suite === undefined) continue;
+    const [heading, ...rest] = part.trim().split('\n');
+    found[suite] = [marker(suite), heading, '', run, ...rest].join('\n');
+  }
+  return found;
+}
 
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
 mkdirSync(join(root, 'bench/results'), { recursive: true });
@@ -206,18 +379,23 @@ writeFileSync(
 writeFileSync(join(root, `bench/results/${stamp}.md`), text);
 console.log(`bench: results in bench/results/${stamp}.{json,md}`);
 if (opts['update-doc']) {
-  const doc = join(root, 'BENCHMARKS.md');
+  const doc = resolve(root, opts.doc);
   const old = readFileSync(doc, 'utf8');
   const start = '<!-- bench:results:start -->';
   const end = '<!-- bench:results:end -->';
   const a = old.indexOf(start);
   const b = old.indexOf(end);
   if (a < 0 || b < a) {
-    console.error(`bench: BENCHMARKS.md has no ${start} … ${end} section to update`);
+    console.error(`bench: ${opts.doc} has no ${start} … ${end} section to update`);
     process.exit(1);
   }
-  writeFileSync(doc, old.slice(0, a + start.length) + '\n' + text + old.slice(b));
-  console.log('bench: BENCHMARKS.md updated');
+  const merged = { ...earlierBlocks(old.slice(a + start.length, b)), ...blocks };
+  const section = docSuites
+    .map((s) => merged[s])
+    .filter(Boolean)
+    .join('\n\n');
+  writeFileSync(doc, old.slice(0, a + start.length) + '\n' + section + '\n' + old.slice(b));
+  console.log(`bench: ${opts.doc} updated`);
 }
 const failed = Object.values(results).some((byNode) =>
   Object.values(byNode).some(
