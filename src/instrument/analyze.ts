@@ -54,7 +54,7 @@ export class Analyzer {
 
   program(ast: N): Analysis {
     hoistStatements(ast.body, this.moduleScope, this.moduleScope);
-    for (const s of ast.body) this.stmt(s);
+    this.stmts(ast.body);
     return { funcs: this.funcs, moduleScope: this.moduleScope };
   }
 
@@ -62,7 +62,9 @@ export class Analyzer {
 
   private ref(name: string, write: boolean): void {
     checkReserved(name);
-    for (const owner of this.paramOwners) owner.paramRefs?.add(name);
+    // Indexed loops in the walk: it runs cold (interpreted) in a fresh process, where for-of pays for an iterator.
+    const owners = this.paramOwners;
+    for (let k = 0; k < owners.length; k++) owners[k]?.paramRefs?.add(name);
     let s: Scope | null = this.scope;
     let b;
     for (; s !== null; s = s.parent) {
@@ -150,7 +152,7 @@ export class Analyzer {
     }
     for (const p of node.params) this.pattern(p, 'param');
     if (track) this.paramOwners.pop();
-    if (block) for (const s of node.body.body) this.stmt(s);
+    if (block) this.stmts(node.body.body);
     else this.expr(node.body);
     this.scope = savedScope;
     this.cur = savedCur;
@@ -258,8 +260,16 @@ export class Analyzer {
     const saved = this.scope;
     this.scope = new Scope('block', saved, this.cur);
     declareLexicals(stmts, this.scope);
-    for (const s of stmts) this.stmt(s);
+    this.stmts(stmts);
     this.scope = saved;
+  }
+
+  private stmts(list: N[]): void {
+    for (let k = 0; k < list.length; k++) this.stmt(list[k]);
+  }
+
+  private exprs(list: N[]): void {
+    for (let k = 0; k < list.length; k++) this.expr(list[k]);
   }
 
   private stmt(s: N): void {
@@ -434,6 +444,29 @@ export class Analyzer {
       case 'Identifier':
         this.ref(e.name, false);
         break;
+      // The commonest node types first: a string switch is a chain of comparisons in the interpreter.
+      case 'MemberExpression':
+        this.expr(e.object);
+        if (e.computed) this.expr(e.property);
+        else if (e.property.type === 'PrivateIdentifier') this.markUp('usesPrivate');
+        break;
+      case 'CallExpression':
+      case 'NewExpression':
+        if (e.callee.type === 'Identifier' && e.callee.name === 'eval') {
+          for (let f = this.cur; f !== null; f = f.parentFn) f.usesEval = true;
+          for (const owner of this.paramOwners) owner.paramRefs?.add('eval');
+        }
+        this.expr(e.callee);
+        if (isKeepNames(e)) {
+          // esbuild's keep-names wrapper (tsx output): `const add = __name((a, b) => a + b, "add")`. The function
+          // takes the name it would have had without the wrapper, so a .ts file names its functions as a .js does.
+          // No SELF through it: what `__name` returns is up to whoever defined it.
+          this.expr(e.arguments[0], { name: hint?.name ?? e.arguments[1].value }, head);
+          this.expr(e.arguments[1]);
+          break;
+        }
+        this.exprs(e.arguments);
+        break;
       case 'Literal':
         break;
       case 'ThisExpression':
@@ -493,32 +526,10 @@ export class Analyzer {
         this.expr(e.right, name === undefined ? undefined : { name });
         break;
       }
-      case 'MemberExpression':
-        this.expr(e.object);
-        if (e.computed) this.expr(e.property);
-        else if (e.property.type === 'PrivateIdentifier') this.markUp('usesPrivate');
-        break;
       case 'ConditionalExpression':
         this.expr(e.test);
         this.expr(e.consequent);
         this.expr(e.alternate);
-        break;
-      case 'CallExpression':
-      case 'NewExpression':
-        if (e.callee.type === 'Identifier' && e.callee.name === 'eval') {
-          for (let f = this.cur; f !== null; f = f.parentFn) f.usesEval = true;
-          for (const owner of this.paramOwners) owner.paramRefs?.add('eval');
-        }
-        this.expr(e.callee);
-        if (isKeepNames(e)) {
-          // esbuild's keep-names wrapper (tsx output): `const add = __name((a, b) => a + b, "add")`. The function
-          // takes the name it would have had without the wrapper, so a .ts file names its functions as a .js does.
-          // No SELF through it: what `__name` returns is up to whoever defined it.
-          this.expr(e.arguments[0], { name: hint?.name ?? e.arguments[1].value }, head);
-          this.expr(e.arguments[1]);
-          break;
-        }
-        for (const a of e.arguments) this.expr(a);
         break;
       case 'SequenceExpression':
         for (const x of e.expressions) this.expr(x);

@@ -98,6 +98,28 @@ export function patternNames(p: N, fn: (name: string, id: N) => void): void {
   }
 }
 
+/** Declares every name a binding pattern declares (patternNames without a closure per declaration). */
+function declarePattern(p: N, scope: Scope, kind: BindingKind): void {
+  switch (p.type) {
+    case 'Identifier':
+      scope.declare(p.name, kind);
+      break;
+    case 'ObjectPattern':
+      for (const prop of p.properties)
+        declarePattern(prop.type === 'RestElement' ? prop.argument : prop.value, scope, kind);
+      break;
+    case 'ArrayPattern':
+      for (const el of p.elements) if (el) declarePattern(el, scope, kind);
+      break;
+    case 'RestElement':
+      declarePattern(p.argument, scope, kind);
+      break;
+    case 'AssignmentPattern':
+      declarePattern(p.left, scope, kind);
+      break;
+  }
+}
+
 /**
  * Declares what a statement list declares: its lexical declarations in `block`, and every `var` of the list,
  * however deeply nested in blocks, in `varScope`. Called once when a function body, block or module is entered.
@@ -119,7 +141,7 @@ function declareLexical(s: N, scope: Scope): void {
     case 'VariableDeclaration':
       if (s.kind !== 'var') {
         const kind = s.kind === 'const' ? 'const' : 'let';
-        for (const d of s.declarations) patternNames(d.id, (n) => scope.declare(n, kind));
+        for (const d of s.declarations) declarePattern(d.id, scope, kind);
       }
       break;
     case 'FunctionDeclaration':
@@ -141,8 +163,7 @@ function declareLexical(s: N, scope: Scope): void {
 function hoistVars(s: N, scope: Scope): void {
   switch (s.type) {
     case 'VariableDeclaration':
-      if (s.kind === 'var')
-        for (const d of s.declarations) patternNames(d.id, (n) => scope.declare(n, 'var'));
+      if (s.kind === 'var') for (const d of s.declarations) declarePattern(d.id, scope, 'var');
       break;
     case 'ExportNamedDeclaration':
       if (s.declaration) hoistVars(s.declaration, scope);
