@@ -1,10 +1,12 @@
 // The 1,000-cycle soak: each fixture app under autocannon while a patch on its hot functions is disabled and
 // enabled over the control socket; prints the figures and appends them to docs/soak.md. Exit 1 on any failure.
 //   node bench/soak/run.mjs [--cycles 1000] [--warmup 250] [--apps express,fastify] [--node 20|22|24|PATH] [--no-docs]
+//     [--node-sqlite]
 // Run `npm run build` first: the driver is compiled TypeScript (bench/soak/driver.ts → dist/bench/soak/driver.js).
 import { appendFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { betterSqliteBinding } from './sqlite-binding.mjs';
 
 const root = new URL('../..', import.meta.url).pathname;
 const driverPath = join(root, 'dist/bench/soak/driver.js');
@@ -22,6 +24,8 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '8' },
     node: { type: 'string' },
     'no-docs': { type: 'boolean', default: false },
+    // The built-in node:sqlite instead of better-sqlite3 where the installed addon does not fit this Node.
+    'node-sqlite': { type: 'boolean', default: false },
   },
 });
 const nodes = {
@@ -30,6 +34,13 @@ const nodes = {
   24: join(root, 'node_modules/node24/bin/node'),
 };
 const node = values.node === undefined ? process.execPath : (nodes[values.node] ?? values.node);
+// better-sqlite3 on every version: an addon built for this Node's ABI when the installed one is for another
+// (the apps get it through SOAK_SQLITE_BINDING, which the driver's environment passes on).
+if (!values['node-sqlite']) {
+  const sqlite = betterSqliteBinding(node);
+  if (sqlite.binding !== undefined) process.env.SOAK_SQLITE_BINDING = sqlite.binding;
+  if (sqlite.note !== undefined) process.stdout.write(`soak: node:sqlite: ${sqlite.note}\n`);
+}
 const cycles = Number(values.cycles);
 const warmup = Number(values.warmup);
 
