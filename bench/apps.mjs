@@ -9,8 +9,8 @@
 // with a JSON body, update), every request valid and authorized. Run `npm run build` first (the control client and
 // the transition timing come from dist/bench/soak/driver.js).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
@@ -51,6 +51,11 @@ const pin = cpus().length >= 2 && spawnSync('taskset', ['-cp', '0', String(proce
 const sqlite = betterSqliteBinding(process.execPath);
 const soak = soakEnv();
 if (sqlite.binding !== undefined) soak.env.SOAK_SQLITE_BINDING = sqlite.binding;
+// A private loader cache, filled before the variants start (see below): a deployed service runs with a warm cache.
+// soakEnv() turns the cache off, and without a cache every instrumented module keeps its inline source map in its
+// source text, which V8 retains: instrumented+deps then reads ~45 MiB more heap than with a warm cache.
+const cacheDir = mkdtempSync(join(tmpdir(), 'lp-bench-apps-cache-'));
+soak.env.LIVEPATCH_CACHE_DIR = cacheDir;
 
 const loader = ['--import', register];
 const variants = [
@@ -197,7 +202,22 @@ async function answers(server) {
 
 const servers = [];
 const started = performance.now();
+// Interrupted (Ctrl-C, or the driver killed): take the servers down too; they would otherwise outlive this process.
+for (const sig of ['SIGINT', 'SIGTERM'])
+  process.once(sig, () => {
+    for (const s of servers) s.proc.kill('SIGKILL');
+    soak.cleanup();
+    rmSync(cacheDir, { recursive: true, force: true });
+    process.exit(130);
+  });
 try {
+  // One throwaway start with everything instrumented fills the cache for every loader variant.
+  const filler = await startServer({
+    name: 'cache filler',
+    args: loader,
+    env: { LIVEPATCH_INSTRUMENT: '*' },
+  });
+  filler.proc.kill('SIGKILL');
   for (const v of variants) servers.push(await startServer(v));
   const patched = servers.find((s) => s.patch !== undefined);
   const patchName = cliLoad(patched);
@@ -306,4 +326,5 @@ try {
 } finally {
   for (const s of servers) s.proc.kill('SIGKILL');
   soak.cleanup();
+  rmSync(cacheDir, { recursive: true, force: true });
 }
