@@ -52,8 +52,9 @@ const sqlite = betterSqliteBinding(process.execPath);
 const soak = soakEnv();
 if (sqlite.binding !== undefined) soak.env.SOAK_SQLITE_BINDING = sqlite.binding;
 // A private loader cache, filled before the variants start (see below): a deployed service runs with a warm cache.
-// soakEnv() turns the cache off, and without a cache every instrumented module keeps its inline source map in its
-// source text, which V8 retains: instrumented+deps then reads ~45 MiB more heap than with a warm cache.
+// soakEnv() turns the cache off, and without one the loader keeps each module's whole instrumenter output (code,
+// map and symbol table) reachable to serve its symbol table later: with every dependency instrumented that reads
+// ~45 MiB more heap (Fastify, Node 20) than with a warm cache, which is not what a deployed service pays.
 const cacheDir = mkdtempSync(join(tmpdir(), 'lp-bench-apps-cache-'));
 soak.env.LIVEPATCH_CACHE_DIR = cacheDir;
 
