@@ -37,7 +37,7 @@ export function functionEdits(f: FuncInfo, source: string, depth: number, edits:
   const node = f.node;
   const i = f.index;
   // `void 0`, never `undefined`: old code names a parameter `undefined` (`function (window, undefined) {…}`).
-  const self = selfOf(f) ?? 'void 0';
+  const self = selfOf(f);
   const scope = scopeAccessor(f);
   let args: string[];
   let moved = '';
@@ -70,7 +70,10 @@ export function functionEdits(f: FuncInfo, source: string, depth: number, edits:
   }
   const forward = forwardOf(f, args);
   const m = slotObject(i);
-  const prologue = `if (${m}.f${i}) { const __lp$f = ${m}.r${i}(${self}, ${scope}); if (__lp$f !== void 0) return ${forward}; }${moved}`;
+  // A missing argument is `undefined` to the dispatcher, and it returns a function or `undefined`: the short
+  // forms below are the same prologue in fewer bytes, which V8 scans at every start (abi.md §2).
+  const call = scope !== undefined ? `${self ?? 'void 0'}, ${scope}` : (self ?? '');
+  const prologue = `if (${m}.f${i}) { const __lp$f = ${m}.r${i}(${call}); if (__lp$f) return ${forward}; }${moved}`;
 
   if (node.body.type !== 'BlockStatement') {
     // A concise arrow body becomes a block on the same line; the parentheses keep `return` from ending early.
@@ -107,9 +110,9 @@ function forwardOf(f: FuncInfo, args: string[]): string {
   return node.generator ? `yield* ${call}` : call;
 }
 
-/** SCOPE: an arrow returning accessors over exactly the captured variables, or `undefined`. */
-function scopeAccessor(f: FuncInfo): string {
-  if (f.captures.size === 0) return 'void 0';
+/** SCOPE: an arrow returning accessors over exactly the captured variables, or undefined when there are none. */
+function scopeAccessor(f: FuncInfo): string | undefined {
+  if (f.captures.size === 0) return undefined;
   const parts: string[] = [];
   for (const [name, b] of f.captures) {
     parts.push(`get ${name}() { return ${name}; }`);
@@ -146,7 +149,10 @@ export interface HeaderInput {
   hash: string;
   file: string;
   format: 'module' | 'commonjs';
+  /** The symbol table's JSON, written into the header; or, when `symbolsKey` is given, kept out of it. */
   symbolsJson: string;
+  /** The key under which whoever runs the code hands the registry the symbol table (abi.md §3). */
+  symbolsKey?: string | undefined;
 }
 
 /**
@@ -188,11 +194,16 @@ export function moduleHeader(h: HeaderInput): string {
     acc.push(`get ${name}() { return ${name}; }`);
     if (isMutable(b.kind)) acc.push(`set ${name}(__lp$v) { ${name} = __lp$v; }`);
   }
+  // The table is a third of the bytes this adds to a module, all of which V8 scans at every start, while it is
+  // read only when something asks for symbols: the loader keeps it beside the cached code and names it by key.
+  const symbols =
+    h.symbolsKey !== undefined ? `symbolsKey: ${literal(h.symbolsKey)}` : `symbols: ${quoted(h.symbolsJson)}`;
+  // One closure at evaluation, not two per binding: the accessor object is made when patch code first asks.
   return (
     `const ${objects.join(', ')}; ${facade}const __lp$R = globalThis[Symbol.for('livepatch.registry')]; ` +
-    `if (__lp$R !== void 0) __lp$R.registerModule({ abi: 1, id: ${literal(h.id)}, hash: ${literal(h.hash)}, ` +
-    `file: ${literal(h.file)}, format: ${literal(h.format)}, slots: ${slots}, symbols: ${quoted(h.symbolsJson)}, ` +
-    `bindings: { ${acc.join(', ')} } }); `
+    `if (__lp$R !== void 0) __lp$R.registerModule({ abi: 2, id: ${literal(h.id)}, hash: ${literal(h.hash)}, ` +
+    `file: ${literal(h.file)}, format: ${literal(h.format)}, slots: ${slots}, ${symbols}, ` +
+    `bindings: () => ({ ${acc.join(', ')} }) }); `
   );
 }
 

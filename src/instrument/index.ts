@@ -16,7 +16,7 @@ export { isNotraceFile };
  * Changes whenever the instrumenter's output for the same input may change; part of the loader's cache key
  * and of the slot object's unique key. `<ABI version>.<instrumenter revision>`.
  */
-export const INSTRUMENTER_VERSION = '1.2';
+export const INSTRUMENTER_VERSION = '2.0';
 
 interface Analyzed {
   parsed: Parsed;
@@ -112,7 +112,8 @@ export function instrument(source: string, opts: InstrumentOptions): InstrumentR
     hash: opts.hash,
     file: opts.file,
     format: opts.format,
-    symbolsJson: JSON.stringify(table),
+    symbolsJson: opts.symbolsKey === undefined ? JSON.stringify(table) : '',
+    symbolsKey: opts.symbolsKey,
   });
   edits.push(headerEdit(parsed.ast, source, header));
   sortEdits(edits);

@@ -48,6 +48,12 @@ export interface InstrumentOptions {
   format: ModuleFormat;
   /** A source map that the input already carries (e.g. tsx's), to be composed with ours. */
   inputMap?: SourceMapV3 | undefined;
+  /**
+   * When given, the module header names the symbol table by this key instead of carrying it (abi.md §3): the
+   * caller hands `result.symbols` to the registry under the key (`provideSymbols`) before the code runs. A loader
+   * does, so that V8 does not scan the table at every start. Without it the output is self-contained.
+   */
+  symbolsKey?: string | undefined;
 }
 
 export interface SourceMapV3 {

@@ -1,4 +1,5 @@
-// The on-disk cache of instrumented output, so a restart does not pay for parsing every module again.
+// The on-disk cache of instrumented output, so a restart does not pay for parsing every module again. Beside each
+// entry of code, `<key>.sym` holds its symbol table, read only when something asks for symbols.
 // Entries are written to a temporary file and renamed into place: a crash mid-write leaves no torn entry, and
 // two processes starting together at worst both write the same bytes. Each entry carries the sha256 of its
 // body, so a damaged entry is noticed, ignored and replaced.
@@ -8,7 +9,7 @@ import { join } from 'node:path';
 import { debug, warn } from './log.js';
 
 /** Bump when the entry layout or anything the loader adds around the instrumenter's output changes. */
-export const CACHE_FORMAT = 1;
+export const CACHE_FORMAT = 2;
 
 const MAGIC = '// livepatch-cache ';
 
@@ -16,8 +17,11 @@ export interface DiskCache {
   readonly dir: string;
   /** The cached output for `key`, or undefined (missing, unreadable or damaged). Never throws. */
   get(key: string): string | undefined;
-  /** Stores `code` under `key`. Never throws; the first failure turns writing off with one warning. */
-  set(key: string, code: string): void;
+  /**
+   * Stores `code` under `key` (a hex key, optionally with a `.sym` suffix for a symbol table) and returns true
+   * once it is in place. Never throws; the first failure turns writing off with one warning.
+   */
+  set(key: string, code: string): boolean;
 }
 
 function sha256(text: string): string {
@@ -78,12 +82,13 @@ export function openCache(root: string, shared: boolean): DiskCache | null {
       return body;
     },
     set(key, code) {
-      if (!writable) return;
+      if (!writable) return false;
       const path = join(dir, key);
       const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
       try {
         writeFileSync(tmp, `${MAGIC}${sha256(code)}\n${code}`, { flag: 'wx', mode: 0o600 });
         renameSync(tmp, path);
+        return true;
       } catch (e) {
         writable = false;
         try {
@@ -92,6 +97,7 @@ export function openCache(root: string, shared: boolean): DiskCache | null {
         warn(
           `cannot write to cache directory '${root}' (${(e as NodeJS.ErrnoException).code ?? String(e)}); not caching`,
         );
+        return false;
       }
     },
   };

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { isLivepatchError } from '../errors.js';
 import type { ModuleFormat, SourceMapV3 } from '../instrument/types.js';
-import type { ModuleNote } from '../runtime/abi.js';
+import { REGISTRY_KEY, type ModuleNote, type Registry } from '../runtime/abi.js';
 import { cacheKey, type DiskCache } from './cache.js';
 import type { LoaderConfig } from './config.js';
 import { decide } from './filter.js';
@@ -36,17 +36,28 @@ function instrumentFresh(
   id: string,
   hash: string,
   format: ModuleFormat,
-): string {
+  symbolsKey: string | undefined,
+): { code: string; symbols: () => string } {
   const taken = takeSourceMap(source, file);
   const unwrapped = format === 'commonjs' ? unwrapTsxCjs(taken.code, file, taken.map) : undefined;
   const input = unwrapped?.body ?? taken.code;
   const inputMap: SourceMapV3 | undefined = unwrapped !== undefined ? unwrapped.map : taken.map;
-  const out = ctx.instrumenter.instrument(input, { id, hash, file, format, inputMap });
+  const out = ctx.instrumenter.instrument(input, { id, hash, file, format, inputMap, symbolsKey });
   const [code, map] = unwrapped !== undefined ? unwrapped.wrap(out.code, out.map) : [out.code, out.map];
   // Plain JavaScript keeps its lines without a map (only columns move on instrumented lines), and a map is
   // about as big as the code it describes and kept in memory with it: appended only when Node will use it.
   // A transpiler's map is always carried on, composed, since without it positions would be the transpiler's.
-  return inputMap !== undefined || ctx.config.inlineMaps ? withInlineMap(code, map) : code;
+  const withMap = inputMap !== undefined || ctx.config.inlineMaps ? withInlineMap(code, map) : code;
+  return { code: withMap, symbols: () => JSON.stringify(out.symbols) };
+}
+
+/**
+ * The registry of this thread when it can keep symbol tables outside the code (abi.md §3), else undefined: the
+ * Node 20 hooks thread has none (its output runs in the main thread), so what it instruments carries its table.
+ */
+function symbolRegistry(): Registry | undefined {
+  const r = (globalThis as Record<symbol, unknown>)[REGISTRY_KEY] as Registry | undefined;
+  return typeof r?.provideSymbols === 'function' ? r : undefined;
 }
 
 /**
@@ -108,6 +119,7 @@ export function transformModule(
       return source;
     }
     hash = contentHash(bytes);
+    const registry = symbolRegistry();
     const key = cacheKey([
       ctx.instrumenter.version,
       id,
@@ -118,17 +130,29 @@ export function transformModule(
       // `hash` already names, and decoding and comparing costs a fraction of hashing it again.
       source.length <= bytes.length && bytes.toString('utf8') === source ? hash : contentHash(source),
       ctx.config.inlineMaps ? 'map' : 'nomap',
+      // Code that names its table by key runs only where the registry was handed it: never mix the two.
+      registry !== undefined ? 'symbols-by-key' : 'symbols-inline',
     ]);
-    const cached = ctx.cache?.get(key);
+    const cache = ctx.cache;
+    const symbolsEntry = `${key}.sym`;
+    const cached = cache?.get(key);
     if (cached !== undefined) {
       debug(`'${id}': cache hit`);
+      registry?.provideSymbols(key, () => cache?.get(symbolsEntry));
       return cached;
     }
     const started = performance.now();
-    const code = instrumentFresh(ctx, source, file, id, hash, format);
+    const out = instrumentFresh(ctx, source, file, id, hash, format, registry && key);
     debug(`'${id}': instrumented in ${(performance.now() - started).toFixed(1)} ms`);
-    ctx.cache?.set(key, code);
-    return code;
+    if (registry === undefined) {
+      cache?.set(key, out.code);
+    } else if (cache != null && cache.set(symbolsEntry, out.symbols()) && cache.set(key, out.code)) {
+      // The table first: an entry of code is never there without its table (short of someone deleting it).
+      registry.provideSymbols(key, () => cache.get(symbolsEntry));
+    } else {
+      registry.provideSymbols(key, out.symbols);
+    }
+    return out.code;
   } catch (e) {
     const reason = e instanceof Error ? e.message : String(e);
     if (e instanceof InstrumenterUnavailable) {

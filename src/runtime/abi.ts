@@ -1,6 +1,8 @@
 // The slot ABI shared by instrumented code and the runtime (docs/internals/abi.md). Types only, and two constants.
 
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
+/** Registrations of these ABI versions are driven by this runtime (1: symbols always inline, bindings an object). */
+export const ABI_ACCEPTED: readonly number[] = [1, 2];
 export const REGISTRY_KEY: unique symbol = Symbol.for('livepatch.registry') as never;
 
 /** The per-module slot object `__lp$m`: `f<N>` flags and `r<N>` dispatchers. */
@@ -19,9 +21,12 @@ export interface ModuleRegistration {
   file: string;
   format: 'module' | 'commonjs';
   slots: Slots;
-  /** JSON of a SymbolTable (src/instrument/types.ts); parsed lazily. */
-  symbols: string;
-  bindings: Record<string, unknown>;
+  /** JSON of a SymbolTable (src/instrument/types.ts), parsed lazily; absent when `symbolsKey` names it instead. */
+  symbols?: string;
+  /** The key the loader handed the table to the registry under (`Registry.provideSymbols`). ABI 2. */
+  symbolsKey?: string;
+  /** ABI 2: makes the accessor object over the module's top-level bindings, on first use. ABI 1: the object. */
+  bindings: (() => Record<string, unknown>) | Record<string, unknown>;
 }
 
 export interface ModuleNote {
@@ -37,6 +42,12 @@ export interface Registry {
   readonly version: string;
   registerModule(reg: ModuleRegistration): void;
   noteModule(note: ModuleNote): void;
+  /**
+   * Where to find the symbol table of code instrumented with `symbolsKey: key`: `read()` returns its JSON, or
+   * undefined when it cannot (then the module lists as not patchable). Called by the loader before the code runs;
+   * `read` is called only when something asks for that module's symbols. ABI 2.
+   */
+  provideSymbols(key: string, read: () => string | undefined): void;
   /**
    * The runtime that owns this registry, once created (src/runtime/index.ts `getRuntime`). A second copy of
    * livepatch in the process (e.g. the one a patch module imports) reaches it here: `task()` runs through

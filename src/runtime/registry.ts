@@ -1,6 +1,13 @@
 // The registry on globalThis that instrumented modules call (docs/internals/abi.md §4): one per process,
 // shared by every copy of livepatch, holding the table of loaded module instances.
-import { ABI_VERSION, REGISTRY_KEY, type ModuleNote, type ModuleRegistration, type Registry } from './abi.js';
+import {
+  ABI_ACCEPTED,
+  ABI_VERSION,
+  REGISTRY_KEY,
+  type ModuleNote,
+  type ModuleRegistration,
+  type Registry,
+} from './abi.js';
 import type { SymbolTable } from '../instrument/types.js';
 
 export const VERSION = '0.1.0';
@@ -12,6 +19,7 @@ export interface ModuleInstance {
   readonly file: string;
   readonly format: 'module' | 'commonjs';
   readonly slots: Record<string, unknown>;
+  /** The accessor object over the module's top-level bindings: made on first read, then the same object. */
   readonly bindings: Record<string, unknown>;
   /** 1-based, in order of registration, across all modules. */
   readonly seq: number;
@@ -32,6 +40,8 @@ export interface InstalledRegistry extends Registry {
 
 function makeRegistry(): InstalledRegistry {
   let seq = 0;
+  // Symbol tables kept outside the code (abi.md §3), by key: read on first use, and only then.
+  const readers = new Map<string, () => string | undefined>();
   const reg: InstalledRegistry = {
     abi: ABI_VERSION,
     version: VERSION,
@@ -40,7 +50,7 @@ function makeRegistry(): InstalledRegistry {
     onComing: undefined,
     runtime: undefined,
     registerModule(m: ModuleRegistration): void {
-      if (m.abi !== ABI_VERSION) {
+      if (!ABI_ACCEPTED.includes(m.abi)) {
         // A module instrumented for another ABI must not be driven by this runtime: list it, leave it alone.
         reg.noteModule({
           id: m.id,
@@ -52,15 +62,19 @@ function makeRegistry(): InstalledRegistry {
         return;
       }
       let table: SymbolTable | undefined;
+      let bindings: Record<string, unknown> | undefined;
       const inst: ModuleInstance = {
         id: m.id,
         hash: m.hash,
         file: m.file,
         format: m.format,
         slots: m.slots,
-        bindings: m.bindings,
+        // One object per instance, whoever asks: patches key per-instance caches on it (src/build/emit.ts).
+        get bindings() {
+          return (bindings ??= typeof m.bindings === 'function' ? m.bindings() : m.bindings);
+        },
         seq: ++seq,
-        symbols: () => (table ??= parseSymbols(m.symbols)),
+        symbols: () => table ?? (table = symbolsOf(m, readers)) ?? unavailable(),
       };
       reg.instances.push(inst);
       try {
@@ -69,6 +83,9 @@ function makeRegistry(): InstalledRegistry {
         reg.instances.splice(reg.instances.indexOf(inst), 1);
         throw e;
       }
+    },
+    provideSymbols(key: string, read: () => string | undefined): void {
+      readers.set(key, read);
     },
     noteModule(note: ModuleNote): void {
       reg.notes.push({
@@ -81,6 +98,26 @@ function makeRegistry(): InstalledRegistry {
     },
   };
   return reg;
+}
+
+/** What a module without a readable table lists: nothing patchable, and why. Not kept: a later read may work. */
+function unavailable(): SymbolTable {
+  return {
+    funcs: [],
+    unpatchable: [{ name: '*', line: 0, reason: 'symbol table not available (its cache entry is gone)' }],
+  };
+}
+
+function symbolsOf(
+  m: ModuleRegistration,
+  readers: Map<string, () => string | undefined>,
+): SymbolTable | undefined {
+  if (typeof m.symbols === 'string') return parseSymbols(m.symbols);
+  let json: string | undefined;
+  try {
+    json = m.symbolsKey === undefined ? undefined : readers.get(m.symbolsKey)?.();
+  } catch {}
+  return json === undefined ? undefined : parseSymbols(json);
 }
 
 function parseSymbols(json: string): SymbolTable {

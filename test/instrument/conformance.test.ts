@@ -16,7 +16,7 @@ describe('instrument: CommonJS conformance (forms.cjs)', () => {
   after(() => cleanups.forEach((fn) => fn()));
 
   it('registers one module with a slot per instrumented function', () => {
-    assert.equal(m.reg.abi, 1);
+    assert.equal(m.reg.abi, 2);
     assert.equal(m.reg.format, 'commonjs');
     assert.ok(m.table.funcs.length > 40, `only ${m.table.funcs.length} functions`);
     for (const f of m.table.funcs) {
@@ -187,7 +187,7 @@ describe('instrument: CommonJS conformance (forms.cjs)', () => {
   });
 
   it('bindings read and write module privates; const and class bindings have no setter', () => {
-    const b = m.reg.bindings;
+    const b = m.bindings;
     assert.equal(b.secret, 'module-private');
     b.secret = 'changed';
     assert.equal(m.instrumented.readSecret(), 'changed');
@@ -285,7 +285,7 @@ describe('instrument: CommonJS conformance (forms.cjs)', () => {
   });
 
   it('parameter initializers run before the check; the replacement gets the arguments as passed', () => {
-    const b = m.reg.bindings;
+    const b = m.bindings;
     const start = b.inits as number;
     let received: unknown[] = ['not called'];
     const undo = fillSlot(

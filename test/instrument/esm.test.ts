@@ -42,7 +42,7 @@ describe('instrument: ES module conformance (forms.mjs)', () => {
   });
 
   it('bindings: let is writable (and live for importers), imports and const are read-only', () => {
-    const b = m.reg.bindings;
+    const b = m.bindings;
     b.counter = 100;
     assert.equal(m.instrumented.counter, 100);
     assert.equal(b.basename, (b.basename as () => string) && b.basename);

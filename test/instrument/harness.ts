@@ -1,5 +1,6 @@
 // Test harness for the instrumenter: a registry test double, and loading original and instrumented copies of a
 // fixture as real CommonJS/ES modules from a temporary directory.
+import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, join } from 'node:path';
@@ -15,10 +16,11 @@ const KEY = Symbol.for('livepatch.registry');
 export function installRegistry(): { modules: ModuleRegistration[]; uninstall: () => void } {
   const modules: ModuleRegistration[] = [];
   const registry: Registry = {
-    abi: 1,
+    abi: 2,
     version: 'test',
     registerModule: (reg) => void modules.push(reg),
     noteModule: () => {},
+    provideSymbols: () => {},
   };
   const g = globalThis as Record<symbol, unknown>;
   const previous = g[KEY];
@@ -30,6 +32,8 @@ export interface Loaded {
   original: any;
   instrumented: any;
   reg: ModuleRegistration;
+  /** The accessor object the header's `bindings` makes (abi.md §1). */
+  bindings: Record<string, unknown>;
   table: SymbolTable;
   dir: string;
 }
@@ -66,7 +70,11 @@ export async function loadFixture(name: string, cleanup: (fn: () => void) => voi
   }
   const reg = registry.modules[0];
   if (reg === undefined) throw new Error(`${name}: the instrumented module did not register`);
-  return { original, instrumented, reg, table: JSON.parse(reg.symbols) as SymbolTable, dir };
+  if (typeof reg.bindings !== 'function')
+    throw new Error(`${name}: 'bindings' is not a function (abi.md §1)`);
+  const table = JSON.parse(reg.symbols ?? 'null') as SymbolTable;
+  assert.deepEqual(table, result.symbols, `${name}: the header's table is the one instrument() returned`);
+  return { original, instrumented, reg, bindings: reg.bindings(), table, dir };
 }
 
 async function load(file: string, format: ModuleFormat): Promise<any> {

@@ -26,17 +26,28 @@ test('a second start takes every module from the cache; a damaged entry is rebui
   assert.match(cold.out, /^hello 4$/m);
   assert.equal(count(cold.err, /loader: '.*': instrumented in/), 3, cold.err);
   assert.equal(count(cold.err, /cache hit/), 0);
-  const dir = join(p.dir, '.lp-run/cache/v1');
-  const entries = readdirSync(dir);
+  const dir = join(p.dir, '.lp-run/cache/v2');
+  const entries = codeEntries(dir);
   assert.equal(entries.length, 3);
   // Without --enable-source-maps, plain JavaScript carries no inline source map.
   for (const e of entries) assert.ok(!readFileSync(join(dir, e), 'utf8').includes('sourceMappingURL'), e);
+  // Code that names its symbol table by key has the table beside it, and not in itself (abi.md §3).
+  const all = readdirSync(dir);
+  for (const e of entries) {
+    const code = readFileSync(join(dir, e), 'utf8');
+    if (!code.includes('symbolsKey:')) continue;
+    assert.ok(all.includes(`${e}.sym`), `no table beside '${e}'`);
+    assert.ok(!code.includes('"funcs"'), `the table is inline in '${e}'`);
+  }
+  assert.ok(cold.lp?.funcs['cached/lib.cjs']?.includes('exports.twice'), JSON.stringify(cold.lp?.funcs));
+  assert.ok(cold.lp?.funcs['cached/esm.mjs']?.includes('hello'), JSON.stringify(cold.lp?.funcs));
 
   const warm = await runApp(p.dir, ['main.mjs'], debug);
   assert.equal(warm.code, 0, warm.err);
   assert.equal(count(warm.err, /loader: '.*': cache hit/), 3, warm.err);
   assert.equal(count(warm.err, /instrumented in/), 0);
   assert.deepEqual(warm.lp?.modules, cold.lp?.modules);
+  assert.deepEqual(warm.lp?.funcs, cold.lp?.funcs, 'the warm start read every symbol table from the cache');
 
   appendFileSync(join(dir, entries[0] ?? ''), '\nthrow new Error("planted");\n');
   const after = await runApp(p.dir, ['main.mjs'], debug);
@@ -45,8 +56,22 @@ test('a second start takes every module from the cache; a damaged entry is rebui
   assert.equal(count(after.err, /cache hit/), 2);
   assert.equal(count(after.err, /instrumented in/), 1);
   assert.deepEqual(after.lp?.modules, cold.lp?.modules);
-  assert.deepEqual(readdirSync(dir).sort(), [...entries].sort());
+  assert.deepEqual(readdirSync(dir).sort(), [...all].sort());
+
+  // A table that is gone (someone emptied the cache under a running service) lists the module as not patchable.
+  const lib = entries.find((e) => readFileSync(join(dir, e), 'utf8').includes('exports.twice'));
+  assert.ok(lib !== undefined && all.includes(`${lib}.sym`));
+  writeFileSync(join(dir, `${lib}.sym`), 'damaged');
+  const gone = await runApp(p.dir, ['main.mjs'], debug);
+  assert.equal(gone.code, 0, gone.err);
+  assert.equal(count(gone.err, /cache hit/), 3, gone.err);
+  assert.deepEqual(gone.lp?.funcs['cached/lib.cjs'], []);
 });
+
+/** The entries of code in a cache directory (each may have its symbol table beside it, `<key>.sym`). */
+function codeEntries(dir: string): string[] {
+  return readdirSync(dir).filter((e) => !e.endsWith('.sym'));
+}
 
 test('LIVEPATCH_CACHE_DIR=off instruments without writing a cache', async (t) => {
   const p = project();
@@ -79,8 +104,12 @@ test('processes starting together on an empty cache all run instrumented and lea
     assert.deepEqual(r.warnings, []);
     assert.equal(r.lp?.modules.length, 3);
   }
-  const dir = join(p.dir, '.lp-run/cache/v1');
-  assert.equal(readdirSync(dir).length, 3, `no temporary files: ${readdirSync(dir).join(', ')}`);
+  const dir = join(p.dir, '.lp-run/cache/v2');
+  assert.equal(codeEntries(dir).length, 3, `no temporary files: ${readdirSync(dir).join(', ')}`);
+  assert.ok(
+    readdirSync(dir).every((e) => /^[0-9a-f]{64}(\.sym)?$/.test(e)),
+    `no temporary files: ${readdirSync(dir).join(', ')}`,
+  );
   const warm = await runApp(p.dir, ['main.mjs'], debug);
   assert.equal(count(warm.err, /cache hit/), 3, warm.err);
 });
