@@ -39,6 +39,10 @@ Building patches and the kernel (docs/build.md, docs/kernel.md)
   kernel list|load|enable|disable|unload|force|info|install|uninstall ...
                             the Linux kernel's own livepatch (/sys/kernel/livepatch)
 
+The loader's cache
+  cache warm [DIR] [--workers N]
+                            instrument the app at DIR ahead of its start (a Docker build, a CI job)
+
 Trust
   keygen [BASE]             new Ed25519 key pair BASE.key / BASE.pub
   sign PATCH --key KEY      write PATCH.sig
@@ -64,6 +68,7 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
   // `build` and `kernel` parse their own flags; they are imported only when used, so the builder's parser does not
   // load for every `livepatch ps`.
   if (argv[0] === 'build' || argv[0] === 'kernel') return await delegate(argv[0], argv.slice(1), io);
+  if (argv[0] === 'cache') return await cache(argv.slice(1), io);
   let p: Parsed | undefined;
   try {
     p = parseArgs(argv);
@@ -127,6 +132,23 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
     if (e instanceof UsageError) {
       if (json) io.out(JSON.stringify({ error: { code: 'EUSAGE', message: e.message } }));
       else io.err(`livepatch: ${e.message}\n(see 'livepatch help')`);
+      return EXIT.usage;
+    }
+    if (json) io.out(JSON.stringify(errorJson(e)));
+    else io.err(`livepatch: error: ${e instanceof Error ? e.message : String(e)}`);
+    return EXIT.failed;
+  }
+}
+
+/** `cache` has flags of its own (--workers, --dev); loaded only when used, as `build` is. */
+async function cache(argv: string[], io: Io): Promise<number> {
+  const json = argv.includes('--json');
+  try {
+    return await (await import('./cache.js')).cacheCommand(argv, io);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      if (json) io.out(JSON.stringify({ error: { code: 'EUSAGE', message: e.message } }));
+      else io.err(`livepatch: ${e.message}\n(see 'livepatch cache help')`);
       return EXIT.usage;
     }
     if (json) io.out(JSON.stringify(errorJson(e)));

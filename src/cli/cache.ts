@@ -1,0 +1,173 @@
+// `livepatch cache warm [DIR]`: fills the loader's on-disk cache before the service starts (a Docker build, a CI
+// job), so its first start pays no instrumenting — livepatch's counterpart of ftrace's NOPs laid down at build time.
+import { existsSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { LivepatchError } from '../errors.js';
+import { loadConfig, type LoaderConfig } from '../loader/config.js';
+import { esmHookKind } from '../loader/features.js';
+import { planPrefill, type Plan } from '../loader/prefill-plan.js';
+import { runPrefill, type PrefillOutcome } from '../loader/prefill.js';
+import { UsageError } from './args.js';
+import { duration } from './format.js';
+import { EXIT, type Io } from './session.js';
+
+export const CACHE_USAGE = `usage: livepatch cache warm [DIR] [--workers N] [--dev] [--enable-source-maps] [--json]
+
+Fills the loader's cache for the app at DIR (default: the current directory): its own files and those of the
+dependencies its 'livepatch.instrument' field and LIVEPATCH_INSTRUMENT select, exactly as a start would instrument
+them. Run it with the Node.js, the environment (LIVEPATCH_INSTRUMENT, LIVEPATCH_CACHE_DIR) and the source-map
+setting the service will have.`;
+
+interface WarmOptions {
+  dir: string;
+  workers: number | undefined;
+  dev: boolean;
+  sourceMaps: boolean;
+  json: boolean;
+}
+
+function parseWarm(argv: string[]): WarmOptions {
+  const o: WarmOptions = { dir: '.', workers: undefined, dev: false, sourceMaps: false, json: false };
+  const positionals: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? arg.split(/=(.*)/s) : [arg, undefined];
+    if (flag === '--workers') {
+      const v = inline ?? argv[++i];
+      if (v === undefined || !/^[1-9][0-9]{0,3}$/.test(v))
+        throw new UsageError(`'--workers' expects a number of threads >= 1, not '${v ?? ''}'`);
+      o.workers = Number(v);
+    } else if (inline !== undefined) throw new UsageError(`option '${flag}' takes no value`);
+    else if (flag === '--dev') o.dev = true;
+    else if (flag === '--enable-source-maps') o.sourceMaps = true;
+    else if (flag === '--json') o.json = true;
+    else if (flag?.startsWith('-') && flag !== '-') throw new UsageError(`unknown option '${flag}'`);
+    else positionals.push(arg);
+  }
+  if (positionals.length > 1) throw new UsageError(`'cache warm' takes one DIR, got ${positionals.length}`);
+  o.dir = positionals[0] ?? '.';
+  return o;
+}
+
+/**
+ * The loader's configuration for a service started from `dir`, as loadConfig computes it there: it finds the app
+ * root from the entry script, so it is given a script path inside `dir` for the length of the call.
+ */
+function configFor(dir: string, sourceMaps: boolean): LoaderConfig {
+  const saved = process.argv[1];
+  process.argv[1] = join(dir, '.livepatch-cache-warm');
+  try {
+    return { ...loadConfig(process.env), inlineMaps: sourceMaps || process.sourceMapsEnabled };
+  } finally {
+    if (saved === undefined) process.argv.splice(1, 1);
+    else process.argv[1] = saved;
+  }
+}
+
+export interface WarmReport {
+  appRoot: string;
+  cacheDir: string;
+  hooks: 'sync' | 'async';
+  workers: number;
+  files: number;
+  instrumented: number;
+  cached: number;
+  notraceFile: number;
+  failed: { file: string; reason: string }[];
+  skipped: Record<string, number>;
+  packagesFiltered: number;
+  missing: string[];
+  ms: number;
+}
+
+function summarize(
+  plan: Plan,
+  outcomes: PrefillOutcome[],
+  base: Omit<
+    WarmReport,
+    | 'files'
+    | 'instrumented'
+    | 'cached'
+    | 'notraceFile'
+    | 'failed'
+    | 'skipped'
+    | 'packagesFiltered'
+    | 'missing'
+  >,
+): WarmReport {
+  const count = (s: PrefillOutcome['status']) => outcomes.filter((o) => o.status === s).length;
+  const skipped = { ...plan.skipped };
+  for (const o of outcomes)
+    if (o.status === 'skipped') skipped[o.reason ?? 'skipped'] = (skipped[o.reason ?? 'skipped'] ?? 0) + 1;
+  return {
+    ...base,
+    files: plan.files.length,
+    instrumented: count('instrumented'),
+    cached: count('cached'),
+    notraceFile: count('notrace-file'),
+    failed: outcomes
+      .filter((o) => o.status === 'failed')
+      .map((o) => ({ file: o.file, reason: o.reason ?? '' }))
+      .sort((a, b) => a.file.localeCompare(b.file)),
+    skipped,
+    packagesFiltered: plan.packagesFiltered,
+    missing: plan.missing,
+  };
+}
+
+function render(r: WarmReport): string {
+  const lines = [
+    `warmed the livepatch cache of '${r.appRoot}' in ${duration(r.ms)} (${r.workers} worker${r.workers === 1 ? '' : 's'}, ${r.hooks} hooks)`,
+    `  cache: ${r.cacheDir}`,
+    `  ${r.instrumented} instrumented, ${r.cached} already in the cache, ${r.notraceFile} notrace-file (cached as is), ${r.failed.length} failed`,
+  ];
+  const skips = Object.entries(r.skipped).sort((a, b) => b[1] - a[1]);
+  if (skips.length > 0 || r.packagesFiltered > 0) lines.push('  skipped:');
+  for (const [reason, n] of skips) lines.push(`    ${n} file${n === 1 ? '' : 's'}: ${reason}`);
+  if (r.packagesFiltered > 0)
+    lines.push(
+      `    ${r.packagesFiltered} package${r.packagesFiltered === 1 ? '' : 's'}: not selected by the filter`,
+    );
+  for (const f of r.failed) lines.push(`  failed to instrument '${f.file}': ${f.reason}`);
+  for (const m of r.missing) lines.push(`  not installed: ${m}`);
+  return lines.join('\n');
+}
+
+/**
+ * Runs `livepatch cache …`; resolves with the exit code. A file that fails to instrument is reported and the
+ * exit code stays 0: at run time it would load uninstrumented, and one odd file in a dependency must not fail a
+ * deploy. Throws UsageError or LivepatchError (main prints them).
+ */
+export async function cacheCommand(argv: string[], io: Io): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === undefined || sub === 'help' || sub === '--help' || sub === '-h') {
+    io.out(CACHE_USAGE);
+    return sub === undefined ? EXIT.usage : EXIT.ok;
+  }
+  if (sub !== 'warm') throw new UsageError(`unknown 'cache' command '${sub}' (try 'livepatch cache warm')`);
+  const o = parseWarm(rest);
+  const dir = resolve(o.dir);
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw new LivepatchError('ENOENT', `no such directory '${dir}'`);
+  const started = performance.now();
+  const config = configFor(dir, o.sourceMaps);
+  if (config.cacheDir === null)
+    throw new LivepatchError('EINVAL', 'the cache is off (LIVEPATCH_CACHE_DIR=off): nothing to warm');
+  const kind = esmHookKind(process.env);
+  if (kind === 'none') throw new LivepatchError('ENODEV', `Node.js ${process.version} has no module hooks`);
+  const plan = planPrefill(config, o.dev);
+  const outcomes = await runPrefill({ config, hooks: kind }, plan.files, o.workers);
+  const workers = Math.max(
+    1,
+    Math.min(o.workers ?? (await import('node:os')).availableParallelism(), plan.files.length),
+  );
+  const report = summarize(plan, outcomes, {
+    appRoot: config.appRoot,
+    cacheDir: config.cacheDir,
+    hooks: kind,
+    workers,
+    ms: performance.now() - started,
+  });
+  io.out(o.json ? JSON.stringify(report) : render(report));
+  return EXIT.ok;
+}

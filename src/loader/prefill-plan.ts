@@ -1,0 +1,161 @@
+// Which files `livepatch cache warm` prepares: the app's own and those of its dependencies the loader's filter
+// would instrument, found by walking the app's package graph as Node resolves it (symlinks and nested copies too).
+import { readdirSync, realpathSync, statSync } from 'node:fs';
+import { dirname, join, sep } from 'node:path';
+import type { ModuleFormat } from '../instrument/types.js';
+import type { LoaderConfig } from './config.js';
+import { decide } from './filter.js';
+import { moduleIdentity, readPackageJson } from './module-id.js';
+
+export interface PlannedFile {
+  file: string;
+  format: ModuleFormat;
+  /** Bytes on disk: the biggest files are handed out first, so no worker is left with one at the end. */
+  size: number;
+}
+
+export interface Plan {
+  files: PlannedFile[];
+  /** Files left out, counted by reason ('not JavaScript', 'TypeScript …', 'not selected by the filter'). */
+  skipped: Record<string, number>;
+  /** Dependency packages the filter leaves out entirely (their files are not listed one by one). */
+  packagesFiltered: number;
+  /** Dependency packages named in a package.json that are not installed (optional ones, usually). */
+  missing: string[];
+}
+
+export const NOT_JS = 'not JavaScript';
+// tsx compiles a .ts file when it loads, and the loader keys the entry on that output, which only tsx can make.
+export const TYPESCRIPT = 'TypeScript (instrumented as tsx compiles it, at run time)';
+export const FILTERED = 'not selected by the filter';
+
+const JS = /\.(?:c|m)?js$/;
+const TS = /\.(?:c|m)?tsx?$/;
+const DECLARATIONS = /\.d\.(?:c|m)?ts$/;
+
+function realPath(p: string): string | undefined {
+  try {
+    return realpathSync(p);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Where Node would find package `name` from `dir`: the nearest `node_modules/<name>` going up, as a real path. */
+function resolvePackage(name: string, dir: string): string | undefined {
+  for (let d = dir; ; d = dirname(d)) {
+    if (!d.endsWith(`${sep}node_modules`)) {
+      const found = realPath(join(d, 'node_modules', name));
+      if (found !== undefined && readPackageJson(found) !== null) return found;
+    }
+    const up = dirname(d);
+    if (up === d) return undefined;
+  }
+}
+
+function dependencyNames(root: string, withDev: boolean): string[] {
+  const pkg = readPackageJson(root);
+  if (pkg === null) return [];
+  const fields = [
+    'dependencies',
+    'optionalDependencies',
+    'peerDependencies',
+    ...(withDev ? ['devDependencies'] : []),
+  ];
+  // peerDependenciesMeta too: an optional peer is often required in a try (debug → supports-color) and listed
+  // nowhere else; when it is installed, a start loads it.
+  fields.push('peerDependenciesMeta');
+  const names = new Set<string>();
+  for (const f of fields) {
+    const deps = pkg[f];
+    if (deps !== null && typeof deps === 'object') for (const n of Object.keys(deps)) names.add(n);
+  }
+  return [...names];
+}
+
+/** Module format of a file as Node decides it: the extension, else the nearest package.json's "type". */
+function formatOf(file: string, typeCache: Map<string, ModuleFormat>): ModuleFormat {
+  if (file.endsWith('.mjs')) return 'module';
+  if (file.endsWith('.cjs')) return 'commonjs';
+  const dir = dirname(file);
+  let format = typeCache.get(dir);
+  if (format === undefined) {
+    const pkg = readPackageJson(dir);
+    if (pkg !== null) format = pkg.type === 'module' ? 'module' : 'commonjs';
+    else {
+      const up = dirname(dir);
+      format = up === dir ? 'commonjs' : formatOf(join(up, 'x.js'), typeCache);
+    }
+    typeCache.set(dir, format);
+  }
+  return format;
+}
+
+/** Every file under `dir`, not entering `node_modules` or dot-directories (.git, .cache). */
+function* walk(dir: string): Generator<string> {
+  let entries;
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) {
+      if (e.name !== 'node_modules' && !e.name.startsWith('.')) yield* walk(p);
+    } else if (e.isFile()) yield p;
+    else if (e.isSymbolicLink()) {
+      // A linked file counts as the file it names (module filenames are real paths); linked directories are
+      // left alone here: a linked package is reached through the package graph instead.
+      const real = realPath(p);
+      if (real !== undefined && statSync(real).isFile()) yield real;
+    }
+  }
+}
+
+/**
+ * The files of the app at `config.appRoot` (its own, outside node_modules) and of the packages it depends on,
+ * transitively, that the loader would instrument under `config` (src/loader/filter.ts decides, as at run time).
+ * `devDependencies` count for the app itself only when `withDev`.
+ */
+export function planPrefill(config: LoaderConfig, withDev = false): Plan {
+  const plan: Plan = { files: [], skipped: {}, packagesFiltered: 0, missing: [] };
+  const skip = (reason: string) => (plan.skipped[reason] = (plan.skipped[reason] ?? 0) + 1);
+  const typeCache = new Map<string, ModuleFormat>();
+  const seenFiles = new Set<string>();
+  const addFiles = (dir: string) => {
+    for (const file of walk(dir)) {
+      if (seenFiles.has(file)) continue;
+      seenFiles.add(file);
+      if (DECLARATIONS.test(file)) skip(NOT_JS);
+      else if (TS.test(file)) skip(TYPESCRIPT);
+      else if (!JS.test(file)) skip(NOT_JS);
+      else if (!decide(file, moduleIdentity(file), config).instrument) skip(FILTERED);
+      else plan.files.push({ file, format: formatOf(file, typeCache), size: statSync(file).size });
+    }
+  };
+  const appRoot = realPath(config.appRoot) ?? config.appRoot;
+  addFiles(appRoot);
+
+  const seenPackages = new Set<string>([appRoot]);
+  const queue: [string, boolean][] = [[appRoot, withDev]];
+  while (queue.length > 0) {
+    const [from, dev] = queue.shift() as [string, boolean];
+    for (const name of dependencyNames(from, dev)) {
+      const root = resolvePackage(name, from);
+      if (root === undefined) {
+        plan.missing.push(`${name} (from '${from}')`);
+        continue;
+      }
+      if (seenPackages.has(root)) continue;
+      seenPackages.add(root);
+      queue.push([root, false]);
+      // Decided for the package as a whole, as the filter does (by package name; livepatch and acorn are out).
+      if (decide(join(root, 'package.json'), moduleIdentity(join(root, 'package.json')), config).instrument) {
+        addFiles(root);
+      } else plan.packagesFiltered++;
+    }
+  }
+  plan.files.sort((a, b) => b.size - a.size);
+  return plan;
+}

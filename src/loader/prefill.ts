@@ -1,0 +1,179 @@
+// Filling the loader's on-disk cache ahead of time (`livepatch cache warm`): each planned file goes through the
+// loader's own transformModule, in worker threads, so the entries are exactly the ones a start will look up.
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { DiskCache } from './cache.js';
+import type { LoaderConfig } from './config.js';
+import type { PlannedFile } from './prefill-plan.js';
+import { sourceText } from './hooks-sync.js';
+import { readFileSync } from 'node:fs';
+import { REGISTRY_KEY, type ModuleNote } from '../runtime/abi.js';
+import { transformModule, type TransformContext } from './transform.js';
+
+export type PrefillStatus = 'instrumented' | 'cached' | 'notrace-file' | 'skipped' | 'failed';
+
+export interface PrefillOutcome {
+  file: string;
+  status: PrefillStatus;
+  /** Why, for 'skipped' and 'failed' (the loader's own words). */
+  reason?: string | undefined;
+}
+
+/**
+ * How a start looks the module up, as a function of where it is loaded: the loader keys the entry on whether the
+ * instrumenting thread has the registry (abi.md §3). CommonJS is always instrumented in the main thread, which has
+ * it; ESM too under registerHooks ('sync'), but in the hooks thread, without it, under module.register ('async',
+ * Node 20) — where require(esm) still goes through the main thread: such a file gets both entries.
+ */
+export type PrefillVariant = 'main-thread' | 'hooks-thread';
+
+export function variantsOf(format: PlannedFile['format'], hooks: 'sync' | 'async'): PrefillVariant[] {
+  return format === 'module' && hooks === 'async' ? ['main-thread', 'hooks-thread'] : ['main-thread'];
+}
+
+/** What a start's transformModule reads: CommonJS source as Node's loader decodes it, ESM as the load hook does. */
+function sourceOf(file: string, format: PlannedFile['format']): string {
+  const bytes = readFileSync(file);
+  return format === 'module' ? sourceText(bytes) : bytes.toString('utf8');
+}
+
+/** Runs `fn` with the registry taken off the global, as in Node 20's hooks thread; puts it back after. */
+function withoutRegistry<T>(fn: () => T): T {
+  const g = globalThis as unknown as Record<symbol, unknown>;
+  const descriptor = Object.getOwnPropertyDescriptor(g, REGISTRY_KEY);
+  if (descriptor === undefined) return fn();
+  delete g[REGISTRY_KEY];
+  try {
+    return fn();
+  } finally {
+    Object.defineProperty(g, REGISTRY_KEY, descriptor);
+  }
+}
+
+/**
+ * The per-file probe around a loader context: a cache wrapper that sees whether transformModule found the entry
+ * or wrote one, and the notes it sent (a failure, or why it left the file alone).
+ */
+export interface Probe {
+  ctx: TransformContext;
+  reset(): void;
+  hit: boolean;
+  wrote: boolean;
+  notes: ModuleNote[];
+}
+
+export function probeContext(base: Omit<TransformContext, 'note'>): Probe {
+  const probe: Probe = {
+    ctx: undefined as unknown as TransformContext,
+    hit: false,
+    wrote: false,
+    notes: [],
+    reset() {
+      probe.hit = false;
+      probe.wrote = false;
+      probe.notes = [];
+    },
+  };
+  const wrap = (cache: DiskCache): DiskCache => ({
+    dir: cache.dir,
+    get(key) {
+      const v = cache.get(key);
+      if (v !== undefined && !key.endsWith('.sym')) probe.hit = true;
+      return v;
+    },
+    set(key, code) {
+      const ok = cache.set(key, code);
+      if (ok && !key.endsWith('.sym')) probe.wrote = true;
+      return ok;
+    },
+  });
+  probe.ctx = {
+    ...base,
+    cache: base.cache === null ? null : wrap(base.cache),
+    note: (n) => probe.notes.push(n),
+  };
+  return probe;
+}
+
+/**
+ * Prepares one file's cache entries (one per variant) through transformModule; never throws. `isNotrace`
+ * tells a `// livepatch: notrace-file` module (cached as is) from an instrumented one.
+ */
+export function prefillFile(
+  probe: Probe,
+  job: PlannedFile,
+  variants: PrefillVariant[],
+  isNotrace: (source: string) => boolean,
+): PrefillOutcome {
+  let source: string;
+  try {
+    source = sourceOf(job.file, job.format);
+  } catch (e) {
+    return { file: job.file, status: 'failed', reason: `cannot read it (${(e as Error).message})` };
+  }
+  let hits = 0;
+  let writes = 0;
+  for (const v of variants) {
+    probe.reset();
+    const run = () => transformModule(probe.ctx, job.file, source, job.format);
+    if (v === 'hooks-thread') withoutRegistry(run);
+    else run();
+    const failed = probe.notes.find((n) => n.status === 'failed');
+    if (failed !== undefined) return { file: job.file, status: 'failed', reason: failed.reason };
+    const skipped = probe.notes.find((n) => n.status === 'skipped');
+    if (skipped !== undefined) return { file: job.file, status: 'skipped', reason: skipped.reason };
+    if (probe.hit) hits++;
+    if (probe.wrote) writes++;
+  }
+  if (writes === 0 && hits === 0) {
+    return { file: job.file, status: 'skipped', reason: 'no cache entry was written (is the cache off?)' };
+  }
+  if (isNotrace(source)) return { file: job.file, status: 'notrace-file' };
+  return { file: job.file, status: writes > 0 ? 'instrumented' : 'cached' };
+}
+
+/** Messages of the prefill workers (prefill-worker.ts). */
+export interface WorkerInit {
+  config: LoaderConfig;
+  hooks: 'sync' | 'async';
+}
+export type ToWorker = { job: PlannedFile } | { done: true };
+export type FromWorker = { ready: true } | { outcome: PrefillOutcome };
+
+/**
+ * Prefills every file of `files` with `workers` worker threads (default: one per core), handing each the next file
+ * as soon as it is free (biggest first). Calls `onOutcome` as files finish; resolves when all are done. Rejects
+ * only when a worker cannot start or dies (a file that fails to instrument is an outcome, not an error).
+ */
+export async function runPrefill(
+  init: WorkerInit,
+  files: PlannedFile[],
+  workers = availableParallelism(),
+  onOutcome: (o: PrefillOutcome) => void = () => {},
+): Promise<PrefillOutcome[]> {
+  const outcomes: PrefillOutcome[] = [];
+  let next = 0;
+  const count = Math.max(1, Math.min(workers, files.length));
+  const entry = new URL('./prefill-worker.js', import.meta.url);
+  const one = () =>
+    new Promise<void>((resolve, reject) => {
+      const w = new Worker(entry, { workerData: init });
+      const feed = () => {
+        const job = files[next++];
+        w.postMessage(job === undefined ? ({ done: true } satisfies ToWorker) : ({ job } satisfies ToWorker));
+      };
+      w.on('message', (m: FromWorker) => {
+        if ('outcome' in m) {
+          outcomes.push(m.outcome);
+          onOutcome(m.outcome);
+        }
+        feed();
+      });
+      w.on('error', reject);
+      w.on('exit', (code) =>
+        code === 0 ? resolve() : reject(new Error(`prefill worker exited with ${code}`)),
+      );
+    });
+  await Promise.all(Array.from({ length: files.length === 0 ? 0 : count }, one));
+  return outcomes;
+}

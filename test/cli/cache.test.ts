@@ -1,0 +1,124 @@
+// `livepatch cache warm`: a real app with Express in a temp dir, warmed, then started under the loader — every
+// instrumented module must come from the cache, and a file that cannot be instrumented is reported, not fatal.
+import assert from 'node:assert/strict';
+import { mkdirSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { main } from '../../src/cli/main.js';
+import type { WarmReport } from '../../src/cli/cache.js';
+import { cliEntry, repoRoot, spawnNode, tmpProject } from '../helpers.js';
+import { cleanEnv, REPORT, runApp } from '../loader/app.js';
+
+function project(instrument: string[]) {
+  const p = tmpProject({
+    'package.json': JSON.stringify({
+      name: 'warm-app',
+      dependencies: { express: '*' },
+      livepatch: { instrument },
+    }),
+    'app.cjs': `const express = require('express');\nconst { greet } = require('./lib/greet.js');\nconst app = express();\napp.get('/', (req, res) => res.send(greet('x')));\nmodule.exports = app;\n`,
+    'main.mjs': `import { shout } from './lib/shout.mjs';\nimport app from './app.cjs';\nconsole.log(shout(typeof app));\n${REPORT}`,
+    'lib/greet.js': `exports.greet = function greet(n) { return 'hello ' + n; };\n`,
+    'lib/shout.mjs': `export const shout = (s) => s.toUpperCase();\n`,
+    'lib/quiet.js': `// livepatch: notrace-file\nexports.q = function q() {};\n`,
+    // Never loaded by the app: it only has to be reported.
+    'lib/broken.js': `exports.broken = function ( { ;\n`,
+    'lib/types.ts': `export const n: number = 1;\n`,
+    'README.md': '# warm-app\n',
+  });
+  // Express from the repository's own node_modules: its dependencies resolve from there, through the link.
+  mkdirSync(join(p.dir, 'node_modules'));
+  symlinkSync(join(repoRoot, 'node_modules/express'), join(p.dir, 'node_modules/express'));
+  return p;
+}
+
+async function warm(dir: string, env: NodeJS.ProcessEnv, ...args: string[]) {
+  const child = spawnNode([cliEntry, 'cache', 'warm', dir, '--json', ...args], { cwd: dir, env });
+  const code = await child.exited;
+  assert.equal(code, 0, child.stderr());
+  return { report: JSON.parse(child.stdout()) as WarmReport, err: child.stderr() };
+}
+
+const loaderLines = (err: string) => err.split('\n').filter((l) => /loader: '[^']+': /.test(l));
+
+for (const hooks of ['default', 'async'] as const) {
+  test(`after 'cache warm' a start takes every instrumented module from the cache (${hooks} hooks)`, async (t) => {
+    const p = project(['express']);
+    t.after(p.cleanup);
+    const env = cleanEnv(p.dir, hooks === 'async' ? { LIVEPATCH_LOADER_HOOKS: 'async' } : {});
+    const { report, err } = await warm(p.dir, env, '--workers', '2');
+    assert.equal(report.appRoot, p.dir);
+    assert.equal(report.cacheDir, join(p.dir, '.lp-run/cache'));
+    if (hooks === 'async') assert.equal(report.hooks, 'async');
+    // express 5: index.js and lib/{express,application,request,response,utils,view}.js; the app: 5 files.
+    assert.ok(report.instrumented >= 7 + 4, JSON.stringify(report));
+    assert.equal(report.cached, 0);
+    assert.equal(report.notraceFile, 1);
+    assert.deepEqual(
+      report.failed.map((f) => f.file),
+      [join(p.dir, 'lib/broken.js')],
+    );
+    assert.match(report.failed[0]?.reason ?? '', /Unexpected token/);
+    assert.match(err, /failed to instrument module 'warm-app\/lib\/broken\.js'/);
+    assert.equal(report.skipped['TypeScript (instrumented as tsx compiles it, at run time)'], 1);
+    assert.ok((report.skipped['not JavaScript'] ?? 0) >= 2); // package.json, README.md
+    assert.ok(report.packagesFiltered > 10, 'the dependencies of express are not selected');
+
+    const run = await runApp(p.dir, ['main.mjs'], { ...env, NODE_DEBUG: 'livepatch' });
+    assert.equal(run.code, 0, run.err);
+    assert.match(run.out, /^FUNCTION$/m);
+    const lines = loaderLines(run.err);
+    assert.deepEqual(
+      lines.filter((l) => !l.endsWith(': cache hit')),
+      [],
+      'every module is a cache hit, none is instrumented at start',
+    );
+    const registered = run.lp?.modules ?? [];
+    assert.ok(registered.includes('express/lib/application.js'), registered.join(', '));
+    assert.ok(registered.includes('warm-app/lib/greet.js'));
+    assert.ok(registered.includes('warm-app/lib/shout.mjs'));
+    // Each registered module was looked up and found (a module may be reported twice on the async path).
+    for (const id of registered)
+      assert.ok(
+        lines.some((l) => l.includes(`'${id}': cache hit`)),
+        id,
+      );
+    // The symbol tables kept beside the code are found too: the start can list what can be patched.
+    assert.deepEqual(run.lp?.funcs['warm-app/lib/greet.js'], ['exports.greet']);
+
+    // Warming again finds everything in place.
+    const again = await warm(p.dir, env);
+    assert.equal(again.report.instrumented, 0);
+    assert.equal(again.report.cached, report.instrumented);
+  });
+}
+
+test("'cache warm' with LIVEPATCH_INSTRUMENT='*' covers every dependency a start loads", async (t) => {
+  const p = project([]);
+  t.after(p.cleanup);
+  const env = cleanEnv(p.dir, { LIVEPATCH_INSTRUMENT: '*' });
+  const { report } = await warm(p.dir, env);
+  assert.ok(report.instrumented > 100, JSON.stringify({ ...report, failed: report.failed.length }));
+  const run = await runApp(p.dir, ['main.mjs'], { ...env, NODE_DEBUG: 'livepatch' });
+  assert.equal(run.code, 0, run.err);
+  const lines = loaderLines(run.err);
+  assert.ok(lines.length > 50, run.err);
+  assert.deepEqual(
+    lines.filter((l) => !l.endsWith(': cache hit')),
+    [],
+  );
+});
+
+test("'cache' usage errors exit 2 and name the problem", async () => {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io = { out: (s: string) => void out.push(s), err: (s: string) => void err.push(s), tty: false };
+  assert.equal(await main(['cache', 'warm', '--workers', '0'], io), 2);
+  assert.match(err.join('\n'), /'--workers' expects a number of threads >= 1, not '0'/);
+  assert.equal(await main(['cache', 'cool'], io), 2);
+  assert.match(err.join('\n'), /unknown 'cache' command 'cool'/);
+  assert.equal(await main(['cache', 'warm', '/no/such/dir'], io), 1);
+  assert.match(err.join('\n'), /no such directory '\/no\/such\/dir'/);
+  assert.equal(await main(['cache', 'help'], io), 0);
+  assert.match(out.join('\n'), /usage: livepatch cache warm/);
+});
