@@ -140,6 +140,8 @@ export interface WorkerInit {
 export type ToWorker = { job: PlannedFile } | { done: true };
 export type FromWorker = { ready: true } | { outcome: PrefillOutcome };
 
+const IN_FLIGHT = 4;
+
 /**
  * Prefills every file of `files` with `workers` worker threads (default: one per core), handing each the next file
  * as soon as it is free (biggest first). Calls `onOutcome` as files finish; resolves when all are done. Rejects
@@ -166,8 +168,11 @@ export async function runPrefill(
         if ('outcome' in m) {
           outcomes.push(m.outcome);
           onOutcome(m.outcome);
+          feed();
+        } else {
+          // A few files queued ahead: with one in flight, a worker sat idle for every round trip to this thread.
+          for (let k = 0; k < IN_FLIGHT; k++) feed();
         }
-        feed();
       });
       w.on('error', reject);
       w.on('exit', (code) =>
