@@ -423,9 +423,14 @@ test('node:http2 requests are tasks too', async () => {
   const m = defineModule('h2/a.js', { f: () => 'old' });
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
+  let arrived!: () => void;
+  const slowArrived = new Promise<void>((r) => (arrived = r));
   const server = createServer(async (req, res) => {
     const first = m.fns.f!();
-    if (req.url === '/slow') await gate;
+    if (req.url === '/slow') {
+      arrived();
+      await gate;
+    }
     res.end(`${first},${m.fns.f!()}`);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -440,7 +445,7 @@ test('node:http2 requests are tasks too', async () => {
     });
   try {
     const slow = get('/slow');
-    await new Promise((r) => setTimeout(r, 50));
+    await slowArrived;
     rt.loadPatch({
       name: 'h2',
       objects: [{ module: 'h2/a.js', funcs: [{ name: 'f', replacement: () => 'new' }] }],

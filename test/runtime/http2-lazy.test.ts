@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { distRoot, registerEntry, spawnNode, tmpProject } from '../helpers.js';
 
-const HTTP_APP = `import { createServer, get } from 'node:http';
+// CommonJS: on Node 22, an ESM import of node:http loads node:http2 by itself.
+const HTTP_APP = `const { createServer, get } = require('node:http');
 const server = createServer((req, res) => res.end('ok'));
 server.listen(0, '127.0.0.1', () => {
   get({ host: '127.0.0.1', port: server.address().port, path: '/' }, (res) => {
@@ -48,12 +49,12 @@ server.listen(0, '127.0.0.1', async () => {
 });
 `;
 
-function run(app: string) {
+function run(app: string, file = 'app.js', loader = true) {
   const project = tmpProject({
     'package.json': JSON.stringify({ name: 'lazy', type: 'module' }),
-    'app.js': app,
+    [file]: app,
   });
-  const child = spawnNode(['--import', registerEntry, join(project.dir, 'app.js')], {
+  const child = spawnNode([...(loader ? ['--import', registerEntry] : []), join(project.dir, file)], {
     cwd: project.dir,
     env: {
       ...process.env,
@@ -67,16 +68,20 @@ function run(app: string) {
 }
 
 test('an app that never loads node:http2 does not get it from livepatch', async (t) => {
-  const { child, cleanup } = run(HTTP_APP);
-  t.after(cleanup);
-  t.after(child.kill);
-  const result = JSON.parse((await child.waitFor(/#result (.*)/))[1]!) as {
-    seen: string[];
-    runtime: boolean;
-  };
-  assert.equal(result.runtime, true, 'the runtime is installed (its request hooks are live)');
-  assert.deepEqual(result.seen, []);
-  assert.equal(await child.exited, 0);
+  const results: { seen: string[]; runtime: boolean }[] = [];
+  for (const loader of [false, true]) {
+    const { child, cleanup } = run(HTTP_APP, 'app.cjs', loader);
+    t.after(cleanup);
+    t.after(child.kill);
+    results.push(
+      JSON.parse((await child.waitFor(/#result (.*)/))[1]!) as { seen: string[]; runtime: boolean },
+    );
+    assert.equal(await child.exited, 0);
+  }
+  const [alone, under] = results;
+  assert.deepEqual(alone!.seen, [], 'the app alone does not load it');
+  assert.equal(under!.runtime, true, 'the runtime is installed (its request hooks are live)');
+  assert.deepEqual(under!.seen, []);
 });
 
 test("an app's own http2 server, hooked when it listens: a stream in flight holds the transition", async (t) => {
