@@ -16,7 +16,7 @@ export { isNotraceFile };
  * Changes whenever the instrumenter's output for the same input may change; part of the loader's cache key
  * and of the slot object's unique key. `<ABI version>.<instrumenter revision>`.
  */
-export const INSTRUMENTER_VERSION = '2.0';
+export const INSTRUMENTER_VERSION = '2.1';
 
 interface Analyzed {
   parsed: Parsed;

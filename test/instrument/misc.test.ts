@@ -51,6 +51,38 @@ describe('instrument: edges', () => {
     );
   });
 
+  it('symbolsKey keeps the table out of the header; bindings are made once, on first use', () => {
+    const src = `let n = 1;\nfunction f() { return n; }\nfunction g() {}\ng = () => 2;\nexports.f = f;\n`;
+    const inline = run(src);
+    const keyed = instrument(src, {
+      id: 'p/m.js',
+      hash: 'a'.repeat(64),
+      file: '/tmp/m.js',
+      format: 'commonjs',
+      symbolsKey: 'k1',
+    });
+    assert.deepEqual(keyed.symbols, inline.symbols);
+    assert.match(inline.code, /symbols: '\{"funcs":/);
+    assert.doesNotMatch(keyed.code, /"funcs"|symbols:/);
+    assert.match(keyed.code, /symbolsKey: "k1"/);
+    const registry = installRegistry();
+    try {
+      evalCjs(keyed.code);
+    } finally {
+      registry.uninstall();
+    }
+    const reg = registry.modules[0]!;
+    assert.equal(reg.abi, 2);
+    assert.equal(reg.symbols, undefined);
+    assert.equal(typeof reg.bindings, 'function');
+    const b = (reg.bindings as () => Record<string, unknown>)();
+    const set = (name: string) => Object.getOwnPropertyDescriptor(b, name)?.set !== undefined;
+    // A function declaration the module never reassigns has a getter only; one it reassigns, and a let, a setter.
+    assert.deepEqual([set('n'), set('f'), set('g')], [true, false, true]);
+    b.n = 5;
+    assert.equal((b.f as () => number)(), 5);
+  });
+
   it('INSTRUMENTER_VERSION is a non-empty string', () => {
     assert.match(INSTRUMENTER_VERSION, /^\d+\.\d+$/);
   });
