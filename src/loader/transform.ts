@@ -1,6 +1,8 @@
 // One module through the loader: decide, hash, instrument (or take it from the cache), and note what happened.
 // Runs in the main thread (CommonJS, and ESM on Node 22.15+) and in the Node 20 hooks thread (ESM).
 import { readFileSync } from 'node:fs';
+import * as nodeModule from 'node:module';
+import { join } from 'node:path';
 import { isLivepatchError } from '../errors.js';
 import type { ModuleFormat, SourceMapV3 } from '../instrument/types.js';
 import { REGISTRY_KEY, type ModuleNote, type Registry } from '../runtime/abi.js';
@@ -58,6 +60,37 @@ function instrumentFresh(
 function symbolRegistry(): Registry | undefined {
   const r = (globalThis as Record<symbol, unknown>)[REGISTRY_KEY] as Registry | undefined;
   return typeof r?.provideSymbols === 'function' ? r : undefined;
+}
+
+let compileCacheTried = false;
+
+/**
+ * Turns on Node's compile cache (22.1+) in `<cache dir>/compile`, the first time this thread instruments a module:
+ * V8 then compiles instrumented code, which is bigger than its source, only on the first start (docs/loader.md).
+ * It is process-wide (modules livepatch does not touch are cached too, as NODE_COMPILE_CACHE would). Left alone
+ * when LIVEPATCH_COMPILE_CACHE=off, without livepatch's cache, or when the compile cache is already on or
+ * disabled (NODE_COMPILE_CACHE, NODE_DISABLE_COMPILE_CACHE): Node then reports so and changes nothing. Node
+ * reports a directory it cannot use the same way, and carries on without it. Never throws.
+ */
+function enableCompileCache(ctx: TransformContext): void {
+  compileCacheTried = true;
+  // Not in the feature table: this is Node's own API, present or not (22.1+), with no behaviour to choose between.
+  type Enable = (dir: string) => { status: number; message?: string; directory?: string };
+  const enable = (nodeModule as { enableCompileCache?: Enable }).enableCompileCache;
+  const root = ctx.config.cacheDir;
+  const setting = process.env.LIVEPATCH_COMPILE_CACHE;
+  if (typeof enable !== 'function' || root === null || ctx.cache === null) return;
+  if (setting === 'off' || setting === '0' || setting === 'false') return;
+  try {
+    const r = enable(join(root, 'compile'));
+    // module.constants.compileCacheStatus: FAILED 0, ENABLED 1, ALREADY_ENABLED 2, DISABLED 3.
+    const status = ['failed', 'on', 'already on', 'disabled'][r.status] ?? String(r.status);
+    debug(
+      `compile cache ${status}: '${r.directory ?? join(root, 'compile')}'${r.message ? ` (${r.message})` : ''}`,
+    );
+  } catch (e) {
+    debug(`compile cache: ${e instanceof Error ? e.message : String(e)}`);
+  }
 }
 
 /**
@@ -120,6 +153,8 @@ export function transformModule(
     }
     hash = contentHash(bytes);
     const registry = symbolRegistry();
+    // Where the output runs (the registry's thread), before Node compiles it.
+    if (!compileCacheTried && registry !== undefined) enableCompileCache(ctx);
     const key = cacheKey([
       ctx.instrumenter.version,
       id,

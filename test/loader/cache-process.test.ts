@@ -1,6 +1,7 @@
 // The on-disk cache seen from real processes: cold then warm start, a damaged entry, processes starting together.
 import assert from 'node:assert/strict';
 import { appendFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import Module from 'node:module';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { tmpProject } from '../helpers.js';
@@ -112,4 +113,35 @@ test('processes starting together on an empty cache all run instrumented and lea
   );
   const warm = await runApp(p.dir, ['main.mjs'], debug);
   assert.equal(count(warm.err, /cache hit/), 3, warm.err);
+});
+
+// Node's compile cache (module.enableCompileCache, 22.1+) in the cache directory, once something is instrumented.
+const hasCompileCache = typeof (Module as { enableCompileCache?: unknown }).enableCompileCache === 'function';
+
+test("the compile cache is on beside livepatch's cache, off with LIVEPATCH_COMPILE_CACHE=off", async (t) => {
+  if (!hasCompileCache) return t.skip(`Node ${process.version} has no module.enableCompileCache`);
+  const p = project();
+  t.after(p.cleanup);
+  const on = await runApp(p.dir, ['main.mjs'], debug);
+  assert.equal(on.code, 0, on.err);
+  assert.deepEqual(on.warnings, []);
+  assert.match(on.err, /compile cache on: '/);
+  assert.ok(readdirSync(join(p.dir, '.lp-run/cache/compile')).length > 0);
+  const again = await runApp(p.dir, ['main.mjs'], debug);
+  assert.equal(again.code, 0, again.err);
+  assert.deepEqual(again.lp, on.lp);
+
+  const q = project();
+  t.after(q.cleanup);
+  const off = await runApp(q.dir, ['main.mjs'], { ...debug, LIVEPATCH_COMPILE_CACHE: 'off' });
+  assert.equal(off.code, 0, off.err);
+  assert.doesNotMatch(off.err, /compile cache/);
+  assert.ok(!existsSync(join(q.dir, '.lp-run/cache/compile')));
+  // A directory Node cannot use is Node's business: it says so, and the app runs.
+  writeFileSync(join(q.dir, '.lp-run/cache/compile'), '');
+  const bad = await runApp(q.dir, ['main.mjs'], debug);
+  assert.equal(bad.code, 0, bad.err);
+  assert.deepEqual(bad.warnings, []);
+  assert.match(bad.err, /compile cache failed: /);
+  assert.deepEqual(bad.lp, off.lp);
 });
