@@ -1,6 +1,6 @@
 // HTTP benchmark: a node:http server and an Express app under autocannon, original vs. instrumented (vs. patched).
 //
-// usage: node bench/http.mjs [--app http|express] [--quick] [--patched] [--out result.json]
+// usage: node bench/http.mjs [--app http|express] [--quick] [--patched] [--baseline REGISTER_JS] [--out result.json]
 //
 // Every variant is its own server process, all started up front; autocannon (programmatic API, in this process)
 // drives them in interleaved rounds, each round in a fresh random order, and req/s ratios are taken within the
@@ -22,6 +22,7 @@ const { values: opts } = parseArgs({
     app: { type: 'string', default: 'http' },
     quick: { type: 'boolean', default: false },
     patched: { type: 'boolean', default: false },
+    baseline: { type: 'string' },
     out: { type: 'string' },
   },
 });
@@ -52,6 +53,16 @@ const variants = [
 if (opts.app === 'express')
   variants.push({ name: 'instrumented+deps', args: loader, env: { LIVEPATCH_INSTRUMENT: '*' } });
 if (opts.patched) variants.push({ name: 'patched', args: loader, env: { LP_BENCH_PATCH: '1' } });
+// --baseline: the loader-none and instrumented variants again from another build's register.js (e.g. a copy of dist/
+// made before a change), so a change is measured against the previous build in the same interleaved rounds.
+if (opts.baseline) {
+  const old = ['--import', pathToFileURL(opts.baseline).href];
+  const cache = { LIVEPATCH_CACHE_DIR: join(cacheDir, 'baseline') }; // its own: the builds may differ in output
+  variants.push(
+    { name: 'baseline: loader, none', args: old, env: { ...cache, LIVEPATCH_INSTRUMENT: '-*' } },
+    { name: 'baseline: instrumented', args: old, env: cache },
+  );
+}
 
 function startServer(v) {
   const env = { ...process.env, LIVEPATCH_CACHE_DIR: cacheDir, ...v.env };
