@@ -1,7 +1,7 @@
 // `livepatch cache warm` measured: the start-up app (bench/apps/startup-app.mjs, ~510 modules) with everything
 // instrumented, started cold, started after a prefill, and started without the loader; and the prefill's own time.
 //
-// usage: node bench/cache-warm.mjs [--rounds N] [--node BIN]...
+// usage: node bench/cache-warm.mjs [--rounds N] [--node BIN]... [--dist DIR]
 //
 // The app is copied into a temp dir with its dependencies linked from this repo's node_modules (so that it is an
 // app of its own, not livepatch's tree). Per Node version, in interleaved rounds: `base` (no loader), `cold` (the
@@ -17,11 +17,16 @@ import { parseArgs } from 'node:util';
 import { fmtRatio, median, pairedRatios, shuffle, summary } from './stats.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const register = join(root, 'dist/src/loader/register.js');
-const cli = join(root, 'dist/src/cli/main.js');
 const { values: opts } = parseArgs({
-  options: { rounds: { type: 'string', default: '5' }, node: { type: 'string', multiple: true } },
+  options: {
+    rounds: { type: 'string', default: '5' },
+    node: { type: 'string', multiple: true },
+    // Another build's dist (beside a package.json and node_modules), e.g. a copy kept while this tree changes.
+    dist: { type: 'string', default: join(root, 'dist') },
+  },
 });
+const register = join(opts.dist, 'src/loader/register.js');
+const cli = join(opts.dist, 'src/cli/main.js');
 const rounds = Number(opts.rounds);
 const nodes = opts.node ?? [
   'node',

@@ -137,7 +137,10 @@ export function declareLexicals(stmts: N[], scope: Scope): void {
 }
 
 function declareLexical(s: N, scope: Scope): void {
-  switch (s.type) {
+  const type: string = s.type;
+  // Most statements declare nothing: out before the switch's chain of comparisons (this runs cold, interpreted).
+  if (type === 'ExpressionStatement' || type === 'ReturnStatement' || type === 'IfStatement') return;
+  switch (type) {
     case 'VariableDeclaration':
       if (s.kind !== 'var') {
         const kind = s.kind === 'const' ? 'const' : 'let';
@@ -161,7 +164,9 @@ function declareLexical(s: N, scope: Scope): void {
 }
 
 function hoistVars(s: N, scope: Scope): void {
-  switch (s.type) {
+  const type: string = s.type;
+  if (type === 'ExpressionStatement' || type === 'ReturnStatement') return;
+  switch (type) {
     case 'VariableDeclaration':
       if (s.kind === 'var') for (const d of s.declarations) declarePattern(d.id, scope, 'var');
       break;
