@@ -129,6 +129,7 @@ async function run(v) {
     await new Promise((r) => proc.once('exit', r));
   }
   let total = 0;
+  let main = 0;
   const threads = [];
   for (const f of readdirSync(work).filter((f) => f.startsWith(`${out.slice(work.length + 1)}.`))) {
     const text = readFileSync(join(work, f), 'utf8');
@@ -137,10 +138,11 @@ async function run(v) {
     let n = 0;
     for (const m of text.matchAll(/^summary: (\d+)/gm)) n += Number(m[1]);
     total += n;
+    if (f.endsWith('-01')) main = n;
     threads.push(`${f.slice(f.lastIndexOf('-') + 1)}:${Math.round(n / N)}`);
   }
   if (opts.threads) console.log(`idle-cost: '${v.name}' per thread and request: ${threads.sort().join(' ')}`);
-  return total;
+  return { total, main };
 }
 
 try {
@@ -148,13 +150,17 @@ try {
   const results = [];
   for (const v of variants) {
     const ir = await run(v);
-    results.push({ name: v.name, perRequest: ir / N });
+    results.push({ name: v.name, perRequest: ir.total / N, main: ir.main / N });
   }
-  const base = results.find((r) => r.name === 'base')?.perRequest;
+  const base = results.find((r) => r.name === 'base');
+  // The main thread's count is the steady one: V8's helper threads (GC, compilers) vary by thousands of
+  // instructions per request from one run to the next of the same server.
   for (const r of results) {
     console.log(
       `idle-cost node ${node} ${r.name.padEnd(28)} ${Math.round(r.perRequest).toString().padStart(9)} instructions/request` +
-        (base ? `, ratio ${(r.perRequest / base).toFixed(3)}` : ''),
+        (base ? `, ratio ${(r.perRequest / base.perRequest).toFixed(3)}` : '') +
+        `; main thread ${Math.round(r.main)}` +
+        (base ? `, ratio ${(r.main / base.main).toFixed(3)}` : ''),
     );
   }
 } finally {

@@ -25,10 +25,14 @@ const HTTP2_APP = `import { createServer, connect } from 'node:http2';
 import { pathToFileURL } from 'node:url';
 const { getRuntime } = await import(pathToFileURL(process.env.LP_DIST + '/src/runtime/index.js').href);
 const rt = getRuntime();
-let release;
+let release, arrived;
 const gate = new Promise((r) => (release = r));
+const slowArrived = new Promise((r) => (arrived = r));
 const server = createServer(async (req, res) => {
-  if (req.url === '/slow') await gate;
+  if (req.url === '/slow') {
+    arrived();
+    await gate;
+  }
   res.end('ok');
 });
 server.listen(0, '127.0.0.1', async () => {
@@ -36,7 +40,7 @@ server.listen(0, '127.0.0.1', async () => {
   const s = client.request({ ':path': '/slow' });
   s.resume();
   const done = new Promise((r) => s.on('end', r));
-  await new Promise((r) => setTimeout(r, 100));
+  await slowArrived;
   // A patch of a function nobody calls: the transition waits only for the tasks that run.
   rt.loadPatch({ name: 'h2', objects: [{ module: 'process', funcs: [] }] });
   const tasks = rt.transition()?.tasks.map((t) => t.label) ?? [];
