@@ -1,9 +1,11 @@
 // The control server's entry, called by the loader at start-up: socket, metadata, installed patches. Never throws.
+// Start-up pays only for the socket and the metadata file: the commands (and node:crypto, which patch checks
+// need) load at the first request, or at start when there are installed patches or trusted keys.
 import { lstatSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { isMainThread } from 'node:worker_threads';
-import { makeHandlers, loadReceived, type ControlState } from './commands.js';
+import type { ControlState } from './commands.js';
 import {
   checkPrivateDir,
   controlDir,
@@ -14,10 +16,8 @@ import {
   socketPath,
 } from './paths.js';
 import { LIVEPATCH_VERSION, PROTOCOL_VERSION, type ProcessMeta } from './protocol.js';
-import { listenControl } from './server.js';
+import { listenControl, type Handlers } from './server.js';
 import type { ControlTarget } from './target.js';
-import { loadTrustedKeys, TRUSTED_KEYS_ENV } from './trust.js';
-import { readInstalled } from './patches.js';
 import { isLivepatchError } from '../errors.js';
 import { getRuntime } from '../runtime/index.js';
 
@@ -72,13 +72,16 @@ async function start(): Promise<void> {
   const pid = process.pid;
   const sock = socketPath(dir, pid);
   const patchDir = privatePatchDir(dir, pid);
+  // The private directory for received patch sources, emptied of a previous process's (same pid) first.
   rmSync(patchDir, { recursive: true, force: true });
   ensurePrivateDir(patchDir);
 
   let keys: Map<string, KeyObject> | null = null;
-  const keysPath = env[TRUSTED_KEYS_ENV];
+  // The variable's name is TRUSTED_KEYS_ENV in trust.ts, spelt out here so that trust.ts loads only when it is set.
+  const keysPath = env['LIVEPATCH_TRUSTED_KEYS'];
   if (keysPath !== undefined && keysPath !== '') {
     try {
+      const { loadTrustedKeys } = await import('./trust.js');
       keys = loadTrustedKeys(keysPath);
     } catch (e) {
       // Enforcing was asked for: fail closed, with no key nothing loads.
@@ -118,8 +121,12 @@ async function start(): Promise<void> {
     } catch {}
   });
 
+  let commands: Promise<Handlers> | undefined;
+  const loadCommands = (): Promise<Handlers> =>
+    (commands ??= import('./commands.js').then((c) => c.makeHandlers(state)));
+
   // Installed patches first, before the socket exists: nothing can race them, and the app starts patched.
-  if (runtime !== null) await loadInstalled(state, env);
+  if (runtime !== null) await loadInstalled(state, env, loadCommands);
 
   await listenControl({
     socket: sock,
@@ -129,7 +136,7 @@ async function start(): Promise<void> {
       enforcing: keys !== null,
       keys: keys === null ? [] : [...keys.keys()],
     },
-    handlers: makeHandlers(state),
+    handlers: loadCommands,
   });
   const tmp = `${metaPath(dir, pid)}.tmp`;
   writeFileSync(tmp, JSON.stringify(meta) + '\n', { mode: 0o600 });
@@ -137,13 +144,18 @@ async function start(): Promise<void> {
 }
 
 /** Loads the installed patches; one that fails is skipped with a warning and the app still starts. */
-async function loadInstalled(state: ControlState, env: NodeJS.ProcessEnv): Promise<void> {
+async function loadInstalled(
+  state: ControlState,
+  env: NodeJS.ProcessEnv,
+  loadCommands: () => Promise<Handlers>,
+): Promise<void> {
   // The kill switch (like kpatch.enable=0): a service that misbehaves with an installed patch restarts without it.
   if (env['LIVEPATCH_INSTALL_DIR'] === 'off') return;
   const dir = installDir(env);
   let patches;
   try {
     ensureReadablePrivate(dir);
+    const { readInstalled } = await import('./patches.js');
     const found = readInstalled(dir);
     for (const r of found.refused) warn(`installed patch '${r.file}' skipped: ${r.reason}`);
     patches = found.patches;
@@ -152,6 +164,9 @@ async function loadInstalled(state: ControlState, env: NodeJS.ProcessEnv): Promi
       warn(`installed patches not loaded: ${(e as Error).message}`);
     return;
   }
+  if (patches.length === 0) return;
+  await loadCommands();
+  const { loadReceived } = await import('./commands.js');
   for (const p of patches) {
     try {
       await loadReceived(state, p, 'install');

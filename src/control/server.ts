@@ -18,10 +18,13 @@ export interface Handler {
   run(args: Record<string, unknown>, ctx: HandlerContext): unknown;
 }
 
+export type Handlers = Partial<Record<Command, Handler>>;
+
 export interface ServerOptions {
   socket: string;
   hello: Omit<HelloAnswer, 'hello' | 'protocol'>;
-  handlers: Partial<Record<Command, Handler>>;
+  /** The commands, or a function that loads them at the first request (start-up does not pay for them). */
+  handlers: Handlers | (() => Promise<Handlers>);
   maxFrame?: number;
   /** A client that has not said hello by then is dropped. */
   handshakeMs?: number;
@@ -58,6 +61,15 @@ export async function listenControl(opts: ServerOptions): Promise<Server> {
   // Bounds what a misbehaving local client can hold: connections here, unread output in serve(). At the limit the
   // oldest connection that has not said hello yet makes room, so idle or garbage connections cannot lock the
   // operator out; only when every connection is a live client is the newcomer told why it is refused.
+  // Requests wait for lazily loaded handlers on one promise, so they still run in the order they came.
+  let handlers = typeof opts.handlers === 'function' ? undefined : opts.handlers;
+  let loading: Promise<Handlers> | undefined;
+  const load = opts.handlers;
+  const withHandlers = (fn: (h: Handlers | Error) => void): void => {
+    if (handlers !== undefined) return fn(handlers);
+    loading ??= (load as () => Promise<Handlers>)().then((h) => (handlers = h));
+    loading.then(fn, (e: unknown) => fn(e instanceof Error ? e : new Error(String(e))));
+  };
   const open = new Set<Socket>();
   const ungreeted = new Set<Socket>();
   const server = createServer((socket) => {
@@ -72,7 +84,7 @@ export async function listenControl(opts: ServerOptions): Promise<Server> {
     open.add(socket);
     ungreeted.add(socket);
     socket.on('close', () => (open.delete(socket), ungreeted.delete(socket)));
-    serve(socket, opts, serialize, () => ungreeted.delete(socket));
+    serve(socket, opts, serialize, withHandlers, () => ungreeted.delete(socket));
   });
   server.on('error', () => {});
   try {
@@ -100,6 +112,7 @@ function serve(
   socket: Socket,
   opts: ServerOptions,
   serialize: <T>(fn: () => Promise<T>) => Promise<T>,
+  withHandlers: (fn: (h: Handlers | Error) => void) => void,
   onGreeted: () => void,
 ): void {
   socket.unref();
@@ -178,11 +191,12 @@ function serve(
         send({ hello: 'livepatch', protocol: PROTOCOL_VERSION, ...opts.hello } satisfies HelloAnswer);
         continue;
       }
-      dispatch(f.value);
+      const value = f.value;
+      withHandlers((h) => dispatch(value, h));
     }
   });
 
-  function dispatch(value: unknown): void {
+  function dispatch(value: unknown, handlers: Handlers | Error): void {
     const req = value as { id?: unknown; command?: unknown; args?: unknown } | null;
     const id =
       req !== null && typeof req === 'object' && (typeof req.id === 'number' || typeof req.id === 'string')
@@ -199,7 +213,9 @@ function serve(
       (req.args === null || typeof req.args !== 'object' || Array.isArray(req.args))
     )
       return fail(id, new LivepatchError('EPROTO', "'args' must be a JSON object"));
-    const handler = opts.handlers[req.command as Command];
+    if (handlers instanceof Error)
+      return fail(id, new LivepatchError('ENODEV', `control commands cannot load: ${handlers.message}`));
+    const handler = handlers[req.command as Command];
     if (handler === undefined)
       return fail(
         id,
