@@ -1,7 +1,7 @@
 // The control server's entry, called by the loader at start-up: socket, metadata, installed patches. Never throws.
 // Start-up pays only for the socket and the metadata file: the commands (and node:crypto, which patch checks
 // need) load at the first request, or at start when there are installed patches or trusted keys.
-import { lstatSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { lstatSync, mkdirSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { isMainThread } from 'node:worker_threads';
@@ -72,8 +72,13 @@ async function start(): Promise<void> {
   const pid = process.pid;
   const sock = socketPath(dir, pid);
   const patchDir = privatePatchDir(dir, pid);
-  // The private directory for received patch sources, emptied of a previous process's (same pid) first.
-  rmSync(patchDir, { recursive: true, force: true });
+  // The private directory for received patch sources. Usually absent: one mkdir. One left by an earlier
+  // process with this pid is emptied first (rmSync's recursive walk is a module and a few syscalls to load).
+  try {
+    mkdirSync(patchDir, { mode: 0o700 });
+  } catch {
+    rmSync(patchDir, { recursive: true, force: true });
+  }
   ensurePrivateDir(patchDir);
 
   let keys: Map<string, KeyObject> | null = null;

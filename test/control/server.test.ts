@@ -1,7 +1,7 @@
 // The control server in real processes: modes and ownership, refusal to start, other users, fuzzed frames, concurrency.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -28,6 +28,35 @@ test('socket 0600 in a 0700 directory, with the metadata discovery needs', async
   assert.match(meta.argv.join(' '), /server\.js/);
   assert.ok(Date.parse(meta.startedAt) <= Date.now());
   assert.match(meta.livepatch, /^\d+\.\d+\.\d+/);
+});
+
+test('a private patch directory left by an earlier process with the same pid is emptied at start', async (t) => {
+  const lp = lpEnv(t);
+  mkdirSync(lp.controlDir, { mode: 0o700 });
+  // exec keeps the shell's pid: the stale directory is made for the very pid the app will have.
+  const script = `mkdir -m 700 "$D/$$.d" && echo old > "$D/$$.d/stale.mjs" && exec "$N" --import "$R" "$A"`;
+  const proc = spawn('sh', ['-c', script], {
+    env: {
+      ...lp.env,
+      D: lp.controlDir,
+      N: process.execPath,
+      R: registerEntry,
+      A: fixture('cli/app/server.js'),
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.after(() => proc.kill('SIGKILL'));
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    proc.stdout
+      .setEncoding('utf8')
+      .on('data', (d: string) => (out += d) && /port \d+/.test(out) && resolve());
+    proc.on('exit', (code) => reject(new Error(`exited ${code}`)));
+  });
+  const dir = join(lp.controlDir, `${proc.pid}.d`);
+  assert.ok(existsSync(dir));
+  assert.deepEqual(readdirSync(dir), []);
+  assert.equal(statSync(dir).mode & 0o777, 0o700);
 });
 
 test('the server does not keep the process alive, and cleans up when it exits', async (t) => {
