@@ -2,7 +2,14 @@
 import type { FuncKind, ModuleFormat } from './types.js';
 import { newFunc, type FuncInfo } from './funcs.js';
 import { joinName, keyPart, targetName } from './names.js';
-import { Scope, checkReserved, declareLexicals, hoistStatements, patternNames } from './scope.js';
+import {
+  Scope,
+  checkReserved,
+  declareLexicals,
+  hasLexicals,
+  hoistStatements,
+  patternNames,
+} from './scope.js';
 
 type N = any;
 
@@ -257,6 +264,12 @@ export class Analyzer {
   // ---- statements ----
 
   private block(stmts: N[]): void {
+    // Most blocks (an if's or a loop's body) declare nothing: no scope for them, so no allocation and one level
+    // less for every name looked up inside. Nothing is declared into a block scope after its statements' pre-scan.
+    if (!hasLexicals(stmts)) {
+      this.stmts(stmts);
+      return;
+    }
     const saved = this.scope;
     this.scope = new Scope('block', saved, this.cur);
     declareLexicals(stmts, this.scope);

@@ -136,6 +136,16 @@ export function declareLexicals(stmts: N[], scope: Scope): void {
   for (const s of stmts) declareLexical(s, scope);
 }
 
+/** True when a block's statements declare something of their own (let, const, class, function). */
+export function hasLexicals(stmts: N[]): boolean {
+  for (let k = 0; k < stmts.length; k++) {
+    const type: string = stmts[k].type;
+    if (type === 'FunctionDeclaration' || type === 'ClassDeclaration') return true;
+    if (type === 'VariableDeclaration' && stmts[k].kind !== 'var') return true;
+  }
+  return false;
+}
+
 function declareLexical(s: N, scope: Scope): void {
   const type: string = s.type;
   // Most statements declare nothing: out before the switch's chain of comparisons (this runs cold, interpreted).
