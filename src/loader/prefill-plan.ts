@@ -16,7 +16,7 @@ export interface PlannedFile {
 
 export interface Plan {
   files: PlannedFile[];
-  /** Files left out, counted by reason ('not JavaScript', 'TypeScript …', 'not selected by the filter'). */
+  /** Files left out, counted by reason ('not JavaScript', 'TypeScript …', NOT_RUNTIME, 'not selected by the filter'). */
   skipped: Record<string, number>;
   /** Dependency packages the filter leaves out entirely (their files are not listed one by one). */
   packagesFiltered: number;
@@ -28,6 +28,23 @@ export const NOT_JS = 'not JavaScript';
 // tsx compiles a .ts file when it loads, and the loader keys the entry on that output, which only tsx can make.
 export const TYPESCRIPT = 'TypeScript (instrumented as tsx compiles it, at run time)';
 export const FILTERED = 'not selected by the filter';
+export const NOT_RUNTIME = "in a dependency's test, example, benchmark or docs directory";
+
+// Directories a published package carries but a running service does not load from: left out of a dependency's
+// files (not the app's own). A file of one that a start does load is simply instrumented then, and cached.
+const NOT_RUNTIME_DIRS = new Set([
+  'test',
+  'tests',
+  '__tests__',
+  'spec',
+  'example',
+  'examples',
+  'benchmark',
+  'benchmarks',
+  'bench',
+  'docs',
+  'fixtures',
+]);
 
 const JS = /\.(?:c|m)?js$/;
 const TS = /\.(?:c|m)?tsx?$/;
@@ -91,8 +108,15 @@ function formatOf(file: string, typeCache: Map<string, ModuleFormat>): ModuleFor
   return format;
 }
 
-/** Every file under `dir`, not entering `node_modules` or dot-directories (.git, .cache). */
-function* walk(dir: string): Generator<string> {
+/**
+ * Every file under `dir`, not entering `node_modules` or dot-directories (.git, .cache), each with whether it lies
+ * in a directory named in `skipDirs` (then it is only counted).
+ */
+function* walk(
+  dir: string,
+  skipDirs: Set<string> | undefined,
+  skipped = false,
+): Generator<[string, boolean]> {
   let entries;
   try {
     entries = readdirSync(dir, { withFileTypes: true });
@@ -102,13 +126,14 @@ function* walk(dir: string): Generator<string> {
   for (const e of entries) {
     const p = join(dir, e.name);
     if (e.isDirectory()) {
-      if (e.name !== 'node_modules' && !e.name.startsWith('.')) yield* walk(p);
-    } else if (e.isFile()) yield p;
+      if (e.name !== 'node_modules' && !e.name.startsWith('.'))
+        yield* walk(p, skipDirs, skipped || skipDirs?.has(e.name) === true);
+    } else if (e.isFile()) yield [p, skipped];
     else if (e.isSymbolicLink()) {
       // A linked file counts as the file it names (module filenames are real paths); linked directories are
       // left alone here: a linked package is reached through the package graph instead.
       const real = realPath(p);
-      if (real !== undefined && statSync(real).isFile()) yield real;
+      if (real !== undefined && statSync(real).isFile()) yield [real, skipped];
     }
   }
 }
@@ -123,11 +148,12 @@ export function planPrefill(config: LoaderConfig, withDev = false): Plan {
   const skip = (reason: string) => (plan.skipped[reason] = (plan.skipped[reason] ?? 0) + 1);
   const typeCache = new Map<string, ModuleFormat>();
   const seenFiles = new Set<string>();
-  const addFiles = (dir: string) => {
-    for (const file of walk(dir)) {
+  const addFiles = (dir: string, skipDirs?: Set<string>) => {
+    for (const [file, notRuntime] of walk(dir, skipDirs)) {
       if (seenFiles.has(file)) continue;
       seenFiles.add(file);
-      if (DECLARATIONS.test(file)) skip(NOT_JS);
+      if (notRuntime) skip(NOT_RUNTIME);
+      else if (DECLARATIONS.test(file)) skip(NOT_JS);
       else if (TS.test(file)) skip(TYPESCRIPT);
       else if (!JS.test(file)) skip(NOT_JS);
       else if (!decide(file, moduleIdentity(file), config).instrument) skip(FILTERED);
@@ -152,7 +178,7 @@ export function planPrefill(config: LoaderConfig, withDev = false): Plan {
       queue.push([root, false]);
       // Decided for the package as a whole, as the filter does (by package name; livepatch and acorn are out).
       if (decide(join(root, 'package.json'), moduleIdentity(join(root, 'package.json')), config).instrument) {
-        addFiles(root);
+        addFiles(root, NOT_RUNTIME_DIRS);
       } else plan.packagesFiltered++;
     }
   }
