@@ -1,5 +1,5 @@
-// The on-disk cache of instrumented output, so a restart does not pay for parsing every module again. Beside each
-// entry of code, `<key>.sym` holds its symbol table, read only when something asks for symbols.
+// The on-disk cache of instrumented output, so a restart does not pay for parsing every module again. An entry
+// holds the code and, after it, the module's symbol table, which only `<key>.sym` reads (and only on demand).
 // Entries are written to a temporary file and renamed into place: a crash mid-write leaves no torn entry, and
 // two processes starting together at worst both write the same bytes. Each entry carries the sha256 of its
 // body, so a damaged entry is noticed, ignored and replaced.
@@ -9,17 +9,24 @@ import { join } from 'node:path';
 import { debug, warn } from './log.js';
 
 /** Bump when the entry layout or anything the loader adds around the instrumenter's output changes. */
-export const CACHE_FORMAT = 2;
+export const CACHE_FORMAT = 3;
+
+/** Appended to a key, names the symbol table stored in that key's entry, after the code. */
+export const SYMBOLS = '.sym';
 
 const MAGIC = '// livepatch-cache ';
 
 export interface DiskCache {
   readonly dir: string;
-  /** The cached output for `key`, or undefined (missing, unreadable or damaged). Never throws. */
+  /**
+   * The cached code for `key`, or for `<key>.sym` the symbol table stored with it; undefined when missing,
+   * unreadable or damaged (a damaged entry is removed). Never throws.
+   */
   get(key: string): string | undefined;
   /**
-   * Stores `code` under `key` (a hex key, optionally with a `.sym` suffix for a symbol table) and returns true
-   * once it is in place. Never throws; the first failure turns writing off with one warning.
+   * Stores `code` under `key` and returns true once it is in place. `set('<key>.sym', table)` first keeps the
+   * table for the entry that `set(key, code)` then writes (one file, one rename: a cold start writes each module
+   * once) and returns true. Never throws; the first failure turns writing off with one warning.
    */
   set(key: string, code: string): boolean;
 }
@@ -60,33 +67,57 @@ export function openCache(root: string, shared: boolean): DiskCache | null {
     return null;
   }
   let writable = true;
+  // Tables handed over by set('<key>.sym'), waiting for their code.
+  const tables = new Map<string, string>();
   return {
     dir,
-    get(key) {
+    get(name) {
+      const table = name.endsWith(SYMBOLS);
+      const key = table ? name.slice(0, -SYMBOLS.length) : name;
       const path = join(dir, key);
-      let text: string;
+      let bytes: Buffer;
       try {
-        text = readFileSync(path, 'utf8');
+        bytes = readFileSync(path);
       } catch {
         return undefined;
       }
-      const eol = text.indexOf('\n');
-      const body = text.slice(eol + 1);
-      if (eol < 0 || text.slice(0, eol) !== MAGIC + sha256(body)) {
+      // `// livepatch-cache <sha256 of the body>[ <bytes of code, when a table follows it>]\n<body>`
+      const eol = bytes.indexOf(10);
+      const [magic, sum, size] = bytes.toString('latin1', 0, Math.max(eol, 0)).split(' ', 4).slice(1);
+      const body = bytes.subarray(eol + 1);
+      const end = size === undefined ? body.length : Number(size);
+      if (
+        eol < 0 ||
+        `// ${magic} ` !== MAGIC ||
+        hash('sha256', body, 'hex') !== sum ||
+        !Number.isInteger(end) ||
+        end < 0 ||
+        end > body.length
+      ) {
         debug(`cache entry '${key}' is damaged; ignoring it`);
         try {
           unlinkSync(path);
         } catch {}
         return undefined;
       }
-      return body;
+      if (table) return size === undefined ? undefined : body.toString('utf8', end);
+      // Only the code is decoded: the string V8 keeps as the module's source holds no table.
+      return body.toString('utf8', 0, end);
     },
-    set(key, code) {
+    set(name, text) {
       if (!writable) return false;
-      const path = join(dir, key);
+      if (name.endsWith(SYMBOLS)) {
+        tables.set(name.slice(0, -SYMBOLS.length), text);
+        return true;
+      }
+      const table = tables.get(name);
+      tables.delete(name);
+      const body = table === undefined ? text : text + table;
+      const size = table === undefined ? '' : ` ${Buffer.byteLength(text)}`;
+      const path = join(dir, name);
       const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
       try {
-        writeFileSync(tmp, `${MAGIC}${sha256(code)}\n${code}`, { flag: 'wx', mode: 0o600 });
+        writeFileSync(tmp, `${MAGIC}${sha256(body)}${size}\n${body}`, { flag: 'wx', mode: 0o600 });
         renameSync(tmp, path);
         return true;
       } catch (e) {

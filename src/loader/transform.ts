@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { isLivepatchError } from '../errors.js';
 import type { ModuleFormat, SourceMapV3 } from '../instrument/types.js';
 import { REGISTRY_KEY, type ModuleNote, type Registry } from '../runtime/abi.js';
-import { cacheKey, type DiskCache } from './cache.js';
+import { cacheKey, SYMBOLS, type DiskCache } from './cache.js';
 import type { LoaderConfig } from './config.js';
 import { decide } from './filter.js';
 import { InstrumenterUnavailable, type Instrumenter } from './instrumenter.js';
@@ -169,7 +169,7 @@ export function transformModule(
       registry !== undefined ? 'symbols-by-key' : 'symbols-inline',
     ]);
     const cache = ctx.cache;
-    const symbolsEntry = `${key}.sym`;
+    const symbolsEntry = key + SYMBOLS;
     const cached = cache?.get(key);
     if (cached !== undefined) {
       debug(`'${id}': cache hit`);
@@ -182,7 +182,7 @@ export function transformModule(
     if (registry === undefined) {
       cache?.set(key, out.code);
     } else if (cache != null && cache.set(symbolsEntry, out.symbols()) && cache.set(key, out.code)) {
-      // The table first: an entry of code is never there without its table (short of someone deleting it).
+      // The table is handed over first: it goes into the entry of the code, written once.
       registry.provideSymbols(key, () => cache.get(symbolsEntry));
     } else {
       registry.provideSymbols(key, out.symbols);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { cacheKey, openCache } from '../../src/loader/cache.js';
+import { cacheKey, openCache, SYMBOLS } from '../../src/loader/cache.js';
 import { tmpProject } from '../helpers.js';
 
 test('entries round-trip and damaged ones are ignored and removed', (t) => {
@@ -23,6 +23,30 @@ test('entries round-trip and damaged ones are ignored and removed', (t) => {
   writeFileSync(path, 'garbage without a newline');
   assert.equal(cache.get(key), undefined);
   assert.notEqual(cacheKey(['v1', 'app/a.js', 'x']), cacheKey(['v2', 'app/a.js', 'x']));
+});
+
+test('a symbol table is stored in the entry of its code, after it, and read only by its own name', (t) => {
+  const p = tmpProject({});
+  t.after(p.cleanup);
+  const cache = openCache(join(p.dir, 'c'), false);
+  assert.ok(cache);
+  const key = cacheKey(['table']);
+  assert.equal(cache.set(key + SYMBOLS, '{"funcs":["é"]}'), true);
+  assert.deepEqual(readdirSync(cache.dir), [], 'nothing is written before the code');
+  assert.equal(cache.set(key, 'const s = "ü";\n'), true);
+  assert.deepEqual(readdirSync(cache.dir), [key], 'one file, no temporary files left behind');
+  assert.equal(cache.get(key), 'const s = "ü";\n');
+  assert.equal(cache.get(key + SYMBOLS), '{"funcs":["é"]}');
+  // Code stored without a table has none.
+  const bare = cacheKey(['bare']);
+  cache.set(bare, 'x;\n');
+  assert.equal(cache.get(bare + SYMBOLS), undefined);
+  // A size past the end of the body is damage, as a wrong sum is.
+  const path = join(cache.dir, key);
+  const text = readFileSync(path, 'utf8');
+  writeFileSync(path, text.replace(/ (\d+)\n/, ' 9999\n'));
+  assert.equal(cache.get(key + SYMBOLS), undefined);
+  assert.deepEqual(readdirSync(cache.dir), [bare], 'a damaged entry is removed');
 });
 
 test('a writer that crashed mid-write leaves only a temporary file, which is never read', (t) => {
