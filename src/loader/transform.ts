@@ -45,12 +45,18 @@ function instrumentFresh(
   const input = unwrapped?.body ?? taken.code;
   const inputMap: SourceMapV3 | undefined = unwrapped !== undefined ? unwrapped.map : taken.map;
   const out = ctx.instrumenter.instrument(input, { id, hash, file, format, inputMap, symbolsKey });
-  const [code, map] = unwrapped !== undefined ? unwrapped.wrap(out.code, out.map) : [out.code, out.map];
   // Plain JavaScript keeps its lines without a map (only columns move on instrumented lines), and a map is
-  // about as big as the code it describes and kept in memory with it: appended only when Node will use it.
-  // A transpiler's map is always carried on, composed, since without it positions would be the transpiler's.
-  const withMap = inputMap !== undefined || ctx.config.inlineMaps ? withInlineMap(code, map) : code;
-  return { code: withMap, symbols: () => JSON.stringify(out.symbols) };
+  // about as big as the code it describes and kept in memory with it: built and appended only when Node will
+  // use it (`out.map` is built on first read). A transpiler's map is always carried on, composed, since without
+  // it positions would be the transpiler's.
+  let code: string;
+  if (inputMap !== undefined || ctx.config.inlineMaps) {
+    const [wrapped, map] = unwrapped !== undefined ? unwrapped.wrap(out.code, out.map) : [out.code, out.map];
+    code = withInlineMap(wrapped, map);
+  } else code = unwrapped !== undefined ? unwrapped.wrap(out.code, out.map)[0] : out.code;
+  // Only the table's text is kept: a closure over `out` would keep the parse and the edits alive with the module.
+  const symbols = JSON.stringify(out.symbols);
+  return { code, symbols: () => symbols };
 }
 
 /**
@@ -152,6 +158,7 @@ export function transformModule(
       return source;
     }
     hash = contentHash(bytes);
+    const sourceIsFile = source.length <= bytes.length && bytes.toString('utf8') === source;
     const registry = symbolRegistry();
     // Where the output runs (the registry's thread), before Node compiles it.
     if (!compileCacheTried && registry !== undefined) enableCompileCache(ctx);
@@ -163,17 +170,30 @@ export function transformModule(
       hash,
       // The code handed over is usually the file itself, decoded: then it is a function of the bytes, which
       // `hash` already names, and decoding and comparing costs a fraction of hashing it again.
-      source.length <= bytes.length && bytes.toString('utf8') === source ? hash : contentHash(source),
+      sourceIsFile ? hash : contentHash(source),
       ctx.config.inlineMaps ? 'map' : 'nomap',
       // Code that names its table by key runs only where the registry was handed it: never mix the two.
       registry !== undefined ? 'symbols-by-key' : 'symbols-inline',
     ]);
     const cache = ctx.cache;
     const symbolsEntry = key + SYMBOLS;
+    // The entry can go while the process runs (a tmp cleaner after days of uptime, someone clearing the cache):
+    // the table is a function of the file, so it is made again when the file on disk is still the one loaded.
+    // Code a transpiler produced cannot be made again here; its table is then unavailable until a restart.
+    const again = (): string | undefined => {
+      if (!sourceIsFile) return undefined;
+      try {
+        const now = readFileSync(file);
+        if (contentHash(now) !== hash) return undefined;
+        return instrumentFresh(ctx, now.toString('utf8'), file, id, hash, format, key).symbols();
+      } catch {
+        return undefined;
+      }
+    };
     const cached = cache?.get(key);
     if (cached !== undefined) {
       debug(`'${id}': cache hit`);
-      registry?.provideSymbols(key, () => cache?.get(symbolsEntry));
+      registry?.provideSymbols(key, () => cache?.get(symbolsEntry) ?? again());
       return cached;
     }
     const started = performance.now();
@@ -183,7 +203,7 @@ export function transformModule(
       cache?.set(key, out.code);
     } else if (cache != null && cache.set(symbolsEntry, out.symbols()) && cache.set(key, out.code)) {
       // The table is handed over first: it goes into the entry of the code, written once.
-      registry.provideSymbols(key, () => cache.get(symbolsEntry));
+      registry.provideSymbols(key, () => cache.get(symbolsEntry) ?? again());
     } else {
       registry.provideSymbols(key, out.symbols);
     }

@@ -104,7 +104,13 @@ function makeRegistry(): InstalledRegistry {
 function unavailable(): SymbolTable {
   return {
     funcs: [],
-    unpatchable: [{ name: '*', line: 0, reason: 'symbol table not available (its cache entry is gone)' }],
+    unpatchable: [
+      {
+        name: '*',
+        line: 0,
+        reason: 'symbol table not available (its cache entry is gone and the file changed since it loaded)',
+      },
+    ],
   };
 }
 

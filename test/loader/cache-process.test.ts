@@ -66,12 +66,29 @@ test('a second start takes every module from the cache; a damaged entry is rebui
   assert.deepEqual(after.lp?.funcs, cold.lp?.funcs);
   assert.deepEqual(readdirSync(dir).sort(), [...entries].sort());
 
-  // A table is read when asked for: one whose entry is gone (the cache emptied under a running service) lists the
-  // module as not patchable instead.
+  // A table is read when asked for. One whose entry is gone (a tmp cleaner or someone emptying the cache under a
+  // service that has run for weeks) is made again from the file, which is still the one that was loaded...
   const gone = await runApp(p.dir, ['gone.mjs'], debug);
   assert.equal(gone.code, 0, gone.err);
   assert.match(gone.out, /^hello 4$/m);
-  assert.deepEqual(gone.lp?.funcs['cached/lib.cjs'], [], JSON.stringify(gone.lp?.funcs));
+  for (const m of ['cached/lib.cjs', 'cached/esm.mjs'])
+    assert.deepEqual(gone.lp?.funcs[m], cold.lp?.funcs[m], `the table of '${m}' made again from its file`);
+  // ...and when the file has changed since, the module is listed as not patchable: a table of other code would
+  // name the wrong functions.
+  writeFileSync(
+    join(p.dir, 'gone.mjs'),
+    readFileSync(join(p.dir, 'gone.mjs'), 'utf8')
+      .replace(
+        'console.log(hello',
+        "writeFileSync(new URL('./lib.cjs', import.meta.url), 'exports.twice = (n) => n + n;\\n');\nconsole.log(hello",
+      )
+      .replace("import { rmSync } from 'node:fs';", "import { rmSync, writeFileSync } from 'node:fs';"),
+  );
+  const changed = await runApp(p.dir, ['gone.mjs'], debug);
+  assert.equal(changed.code, 0, changed.err);
+  assert.match(changed.out, /^hello 4$/m);
+  assert.deepEqual(changed.lp?.funcs['cached/lib.cjs'], [], JSON.stringify(changed.lp?.funcs));
+  assert.deepEqual(changed.lp?.funcs['cached/esm.mjs'], cold.lp?.funcs['cached/esm.mjs']);
 });
 
 test('LIVEPATCH_CACHE_DIR=off instruments without writing a cache', async (t) => {
