@@ -108,7 +108,7 @@ function unavailable(): SymbolTable {
       {
         name: '*',
         line: 0,
-        reason: 'symbol table not available (its cache entry is gone and the file changed since it loaded)',
+        reason: 'symbol table not available (its cache entry is gone and cannot be made again from the file)',
       },
     ],
   };
