@@ -1,5 +1,5 @@
 // Start-up benchmark: an app with a large dependency tree (~500 modules), original vs. everything instrumented with
-// a cold cache and with a warm cache, in interleaved rounds.
+// a cold cache, a prefilled one (first start after `livepatch cache warm`) and a warm one, in interleaved rounds.
 //
 // usage: node bench/startup.mjs [--quick] [--out result.json]
 //
@@ -7,7 +7,7 @@
 // directory every time (every module is instrumented from scratch); `warm` reuses one that an earlier run filled.
 // `app-only` is the default set-up (only the app's own files instrumented, warm) and shows the loader's fixed cost.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -44,9 +44,18 @@ function runApp(args, env) {
   });
 }
 
+// Node's own compile cache (22.1+): the loader turns it on in its cache directory once it instruments a module
+// (docs/loader.md), so `all warm` has it; `base, compile cache` is the same help given to the app without livepatch,
+// and `all warm, compile cache off` is livepatch without it. Both honest ratios come from these rows.
+const hasCompileCache = typeof (await import('node:module')).default.enableCompileCache === 'function';
+const baseCompileCache = join(work, 'ncc');
+
 let coldIndex = 0;
 const variants = {
   base: () => runApp([], {}),
+  ...(hasCompileCache && {
+    'base, compile cache': () => runApp([], { NODE_COMPILE_CACHE: baseCompileCache }),
+  }),
   'app-only warm': () => runApp(['--import', register], { LIVEPATCH_CACHE_DIR: warmApp }),
   'all cold': async () => {
     const dir = join(work, `cold-${coldIndex++}`);
@@ -56,8 +65,27 @@ const variants = {
       rmSync(dir, { recursive: true, force: true });
     }
   },
+  // The first start after a deploy that ran `livepatch cache warm`: every entry there (the same entries a start
+  // writes: test/cli/cache.test.ts), Node's compile cache not yet (a start fills it, the prefill does not).
+  'all prefilled, first start': async () => {
+    const dir = join(work, `prefilled-${coldIndex++}`);
+    cpSync(warmAll, dir, { recursive: true, filter: (src) => src !== join(warmAll, 'compile') });
+    try {
+      return await runApp(['--import', register], { LIVEPATCH_CACHE_DIR: dir, LIVEPATCH_INSTRUMENT: '*' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
   'all warm': () =>
     runApp(['--import', register], { LIVEPATCH_CACHE_DIR: warmAll, LIVEPATCH_INSTRUMENT: '*' }),
+  ...(hasCompileCache && {
+    'all warm, compile cache off': () =>
+      runApp(['--import', register], {
+        LIVEPATCH_CACHE_DIR: warmAll,
+        LIVEPATCH_INSTRUMENT: '*',
+        LIVEPATCH_COMPILE_CACHE: 'off',
+      }),
+  }),
 };
 
 try {
