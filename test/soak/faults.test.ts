@@ -190,6 +190,8 @@ test('a flooded control socket: the app keeps serving and other clients are stil
   const sock = socketPath(soak.controlDir, app.pid);
   assert.equal((await cli(t, soak, ['load', patchOf('express'), '--pid', String(app.pid)])).code, 0);
   const load = startLoad(app, 4);
+  // A failed assertion must not leave autocannon running: the file would never exit.
+  t.after(() => load.stop().catch(() => {}));
   const flood: Socket[] = [];
   t.after(() => flood.forEach((s) => s.destroy()));
   const hello = frame({ hello: 'livepatch', protocol: 1 });
@@ -226,7 +228,9 @@ test('a flooded control socket: the app keeps serving and other clients are stil
   }
   // Every bad frame is answered (one EPROTO each), so the flood costs the loop time: slower, never dropped.
   assert.ok(answered >= 3, `only ${answered} answers in 2 s`);
-  assert.ok(slowest < 2000, `slowest answer ${slowest} ms`);
+  // Generous: a starved client would never be answered at all (the request would hang); this bound only keeps a
+  // pathological slowdown visible on a loaded CI machine, where 2 s was seen with nothing wrong.
+  assert.ok(slowest < 5000, `slowest answer ${slowest} ms`);
   t.diagnostic(`during the flood: ${answered} list answers in 2 s, slowest ${slowest} ms`);
   // Commands that change the process still go through during the flood.
   await client.request('disable', { name: 'soak-express-hot' });
