@@ -8,13 +8,14 @@
 // every figure is a ratio to `base` within the round. The request mix is the soak's (list, get, create-or-update
 // with a JSON body, update), every request valid and authorized. Run `npm run build` first (the control client and
 // the transition timing come from dist/bench/soak/driver.js).
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { betterSqliteBinding } from './soak/sqlite-binding.mjs';
+import { startPinned } from './server.mjs';
 import { pairedRatios, shuffle, summary } from './stats.mjs';
 
 const root = new URL('..', import.meta.url).pathname.replace(/\/$/, '');
@@ -69,47 +70,25 @@ const variants = [
   { name: 'patched', args: loader, env: {}, patch: patchOf(kind) },
 ];
 
-function startServer(v) {
-  const env = { ...soak.env, ...v.env };
+async function startServer(v) {
   // --expose-gc in every variant alike: /__soak/memory then samples after full collections.
   const argv = ['--expose-gc', ...v.args, join(soakFixtures, `${kind}-app.js`)];
-  const proc = spawn(
-    pin ? 'taskset' : process.execPath,
-    pin ? ['-c', '1', process.execPath, ...argv] : argv,
-    {
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let out = '';
-  let err = '';
-  proc.stderr.setEncoding('utf8').on('data', (d) => (err += d));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      proc.kill('SIGKILL');
-      reject(new Error(`apps: '${v.name}' did not start:\n${err}`));
-    }, 60_000);
-    proc.stdout.setEncoding('utf8').on('data', (d) => {
-      out += d;
-      const m = out.match(/listening (\d+) (\S+)/);
-      if (m) {
-        clearTimeout(timer);
-        // taskset execs node, so the pid is the server's.
-        resolve({
-          ...v,
-          proc,
-          pid: proc.pid,
-          url: `http://127.0.0.1:${m[1]}`,
-          driver: m[2],
-          stderr: () => err,
-        });
-      }
-    });
-    proc.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`apps: '${v.name}' exited (${code}) before listening:\n${err}`));
-    });
+  const s = await startPinned({
+    suite: 'apps',
+    name: v.name,
+    argv,
+    env: { ...soak.env, ...v.env },
+    pin,
+    timeoutMs: 60_000,
   });
+  return {
+    ...v,
+    proc: s.proc,
+    pid: s.proc.pid,
+    url: `http://127.0.0.1:${s.port}`,
+    driver: s.extra,
+    stderr: s.stderr,
+  };
 }
 
 /** CPU time of every thread of the process, in ns (schedstat: exact, unlike the 10 ms ticks of /proc/PID/stat). */

@@ -6,13 +6,14 @@
 // drives them in interleaved rounds, each round in a fresh random order, and req/s ratios are taken within the
 // round against `base`. `base-again` is a second, identical uninstrumented server: its ratio to `base` is the
 // noise floor of this machine, the smallest difference the other rows can show.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
+import { startPinned } from './server.mjs';
 import { pairedRatios, shuffle, summary } from './stats.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -64,41 +65,12 @@ if (opts.baseline) {
   );
 }
 
-function startServer(v) {
+async function startServer(v) {
   const env = { ...process.env, LIVEPATCH_CACHE_DIR: cacheDir, ...v.env };
   delete env.NODE_OPTIONS;
-  // Children inherit this process's CPU 0 affinity: pin each server to CPU 1 explicitly (taskset execs node, so
-  // the pid is the server's).
   const argv = [...v.args, join(root, entry)];
-  const proc = spawn(
-    pin ? 'taskset' : process.execPath,
-    pin ? ['-c', '1', process.execPath, ...argv] : argv,
-    {
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let out = '';
-  let err = '';
-  proc.stderr.setEncoding('utf8').on('data', (d) => (err += d));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      proc.kill('SIGKILL');
-      reject(new Error(`http: '${v.name}' did not start:\n${err}`));
-    }, 30_000);
-    proc.stdout.setEncoding('utf8').on('data', (d) => {
-      out += d;
-      const m = out.match(/listening (\d+)/);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ ...v, proc, url: `http://127.0.0.1:${m[1]}`, stderr: () => err });
-      }
-    });
-    proc.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`http: '${v.name}' exited (${code}) before listening:\n${err}`));
-    });
-  });
+  const s = await startPinned({ suite: 'http', name: v.name, argv, env, pin, timeoutMs: 30_000 });
+  return { ...v, proc: s.proc, url: `http://127.0.0.1:${s.port}`, stderr: s.stderr };
 }
 
 async function cpuMicros(server) {
