@@ -44,15 +44,26 @@ type HttpSocket = { _httpMessage?: TrackedResponse | null; destroyed: boolean };
  * Any other server (net, tls) has none and yields nothing.
  */
 function connectionsOf(server: object): HttpSocket[] {
-  const key = Object.getOwnPropertySymbols(server).find((k) => k.description === 'http.server.connections');
-  const list = key === undefined ? undefined : (server as Record<symbol, { all?: () => unknown[] }>)[key];
-  if (typeof list?.all !== 'function') return [];
+  const list = connectionsList(server);
+  if (list === undefined) return [];
   const sockets: HttpSocket[] = [];
   for (const parser of list.all()) {
     const socket = (parser as { socket?: HttpSocket } | null)?.socket;
     if (socket !== undefined && socket !== null) sockets.push(socket);
   }
   return sockets;
+}
+
+/** The server's connections list when it has a usable one (see connectionsOf). */
+function connectionsList(server: object): { all: () => unknown[] } | undefined {
+  const key = Object.getOwnPropertySymbols(server).find((k) => k.description === 'http.server.connections');
+  const list = key === undefined ? undefined : (server as Record<symbol, { all?: () => unknown[] }>)[key];
+  return typeof list?.all === 'function' ? (list as { all: () => unknown[] }) : undefined;
+}
+
+/** A node:http or node:https server (net and tls servers have no HTTP timeouts). */
+function isHttpServer(server: object): boolean {
+  return typeof (server as { headersTimeout?: unknown }).headersTimeout === 'number';
 }
 
 /**
@@ -100,6 +111,12 @@ export class TaskTable {
   private readonly serversSeen = new WeakSet<object>();
   /** Whether the per-request channel is subscribed (always with alwaysTag, else only during a transition). */
   private requestsHooked = false;
+  /**
+   * Set when an HTTP server turned out to have no connections list a transition could read (a Node.js whose
+   * internals moved): every request is then a Task from its start, as before the idle optimisation, so that a
+   * transition still waits for the requests already running instead of missing them.
+   */
+  private requestsPinned = false;
   private oldCount = 0;
   constructor(readonly alwaysTag = hasAsyncContextFrame()) {}
   private nextId = 1;
@@ -223,8 +240,10 @@ export class TaskTable {
     if (!this.alwaysTag) {
       this.als.disable();
       // Idle again: Node.js publishes nothing per request once the channel has no subscriber.
-      if (this.requestsHooked) unsubscribe('http.server.request.start', this.onRequestStart);
-      this.requestsHooked = false;
+      if (this.requestsHooked && !this.requestsPinned) {
+        unsubscribe('http.server.request.start', this.onRequestStart);
+        this.requestsHooked = false;
+      }
     }
   }
 
@@ -312,7 +331,16 @@ export class TaskTable {
       const server = (message as { server?: object }).server;
       if (server === undefined || this.serversSeen.has(server)) return;
       this.serversSeen.add(server);
-      if (!this.hookHttp2(server) && !this.alwaysTag) this.servers.add(new WeakRef(server));
+      if (this.hookHttp2(server) || this.alwaysTag) return;
+      this.servers.add(new WeakRef(server));
+      // Node.js fills the connections list when the server is listening ('listening' listeners run in order, and
+      // its own was added by the constructor): check there that a transition will be able to read it.
+      if (isHttpServer(server) && !this.requestsPinned)
+        (server as { once?: (e: string, f: () => void) => void }).once?.('listening', () => {
+          if (this.requestsPinned || connectionsList(server) !== undefined) return;
+          this.requestsPinned = true;
+          this.hookRequests();
+        });
     });
   }
 

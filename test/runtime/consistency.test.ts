@@ -23,8 +23,8 @@ function get(t: Target, path: string, agent?: Agent): Promise<string> {
   });
 }
 
-async function withApp(fn: (t: Target) => Promise<void>): Promise<void> {
-  const t = await startTarget();
+async function withApp(fn: (t: Target) => Promise<void>, env: Record<string, string> = {}): Promise<void> {
+  const t = await startTarget(env);
   try {
     assert.deepEqual(await t.cmd('require', { module: 'app/work.js' }), {});
     await fn(t);
@@ -130,6 +130,27 @@ test('pipelined requests running when the transition begins all stay old, and ho
     );
     assert.equal((await t.cmd('wait', { ms: 2000 })).value, true);
   }));
+
+test('without a connections list to read, requests are tracked from their start and still hold the transition', () =>
+  withApp(
+    async (t) => {
+      // Where the runtime cannot find the running requests when a transition begins (Node 20/22 outside a
+      // transition track none), it falls back to making every request a task as it starts.
+      const old = get(t, '/work?slow=600');
+      await sleep(150);
+      await t.cmd('load', { name: 'consistency', wait: false });
+      assert.deepEqual(JSON.parse(await get(t, '/work?slow=0')), ['new', 'new', 'new']);
+      await sleep(200);
+      assert.equal(
+        (await t.cmd('read', { path: 'consistency/transition' })).value,
+        '1\n',
+        'the request that was running holds it',
+      );
+      assert.deepEqual(JSON.parse(await old), ['old', 'old', 'old']);
+      assert.equal((await t.cmd('wait', { ms: 2000 })).value, true);
+    },
+    { LP_TEST_HIDE_CONNECTIONS: '1' },
+  ));
 
 test('a stalled transition reports the old request, and force completes it', () =>
   withApp(async (t) => {

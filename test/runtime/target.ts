@@ -15,9 +15,10 @@ export interface Target {
   close(): Promise<void>;
 }
 
-export async function startTarget(): Promise<Target> {
+export async function startTarget(env: Record<string, string> = {}): Promise<Target> {
   const proc = spawn(process.execPath, [fixture('runtime', 'target.mjs')], {
     stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
   });
   let out = '';
   let err = '';
