@@ -1,5 +1,5 @@
 // What gets instrumented: the app's own files by default, dependencies only when named, never livepatch itself.
-import { relative, sep } from 'node:path';
+import { sep } from 'node:path';
 import type { InstrumentRule, LoaderConfig } from './config.js';
 import type { ModuleIdentity } from './module-id.js';
 
@@ -9,9 +9,14 @@ function isInside(dir: string, file: string): boolean {
   return file.startsWith(dir.endsWith(sep) ? dir : dir + sep); // the root directory already ends with one
 }
 
+const NODE_MODULES = `${sep}node_modules${sep}`;
+
 /** True when `file` belongs to the app itself: under the app root and not inside any node_modules. */
 export function isAppFile(file: string, appRoot: string): boolean {
-  return isInside(appRoot, file) && !relative(appRoot, file).split(sep).includes('node_modules');
+  // Asked of every module the app loads: string tests, not path.relative (which resolves both paths each time).
+  const prefix = appRoot.endsWith(sep) ? appRoot : appRoot + sep;
+  // The path below the root, between separators, holds no segment named node_modules.
+  return file.startsWith(prefix) && !`${file.slice(prefix.length - 1)}${sep}`.includes(NODE_MODULES);
 }
 
 /** `*` matches every package, `@scope/*` every package of the scope, anything else one exact name. */

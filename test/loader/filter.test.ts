@@ -60,6 +60,11 @@ test('the app root is the entry point package; app files exclude node_modules', 
     !isAppFile(`${p.dir}-other/x.js`, p.dir),
     'a sibling directory sharing the prefix is not the app',
   );
+  assert.ok(!isAppFile(join(p.dir, 'src/vendor/node_modules/x/y.js'), p.dir), 'a nested node_modules');
+  assert.ok(isAppFile(join(p.dir, 'src/node_modules_old/y.js'), p.dir), 'a name that only starts so');
+  assert.ok(isAppFile(join(p.dir, 'node_modulesx/node_modules.js'), p.dir));
+  assert.ok(!isAppFile(join(p.dir, 'src/node_modulesx/node_modules/z.js'), p.dir));
+  assert.ok(isAppFile(join(p.dir, 'main.js'), `${p.dir}/`), 'a root given with its separator');
 });
 
 test('decide: defaults, package.json list then env, last rule wins, never livepatch itself', (t) => {
