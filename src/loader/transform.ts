@@ -126,6 +126,14 @@ export function noteSkipped(ctx: TransformContext, file: string, reason: string)
 }
 
 /**
+ * True when `text` is the UTF-8 decoding of exactly one byte sequence: no lone surrogate (which UTF-8 cannot
+ * hold) and no U+FFFD (which a decoder also makes of invalid bytes).
+ */
+function isExactText(text: string): boolean {
+  return (text as string & { isWellFormed(): boolean }).isWellFormed() && !text.includes('\uFFFD');
+}
+
+/**
  * Returns the code to run for the module at absolute path `file`, given the `source` Node (or a transpiler
  * before us) produced for it: instrumented when the filters allow it, else `source` unchanged. Never throws: a
  * module that cannot be instrumented loads as it is, after one warning naming it and a 'failed' note.
@@ -147,6 +155,50 @@ export function transformModule(
       return source;
     }
     if (isInstrumented(source)) return source;
+    const registry = symbolRegistry();
+    // Where the output runs (the registry's thread), before Node compiles it.
+    if (!compileCacheTried && registry !== undefined) enableCompileCache(ctx);
+    const cache = ctx.cache;
+    const keyOf = (fileHash: string, sourceHash: string): string =>
+      cacheKey([
+        ctx.instrumenter.version,
+        id,
+        file,
+        format,
+        fileHash,
+        sourceHash,
+        ctx.config.inlineMaps ? 'map' : 'nomap',
+        // Code that names its table by key runs only where the registry was handed it: never mix the two.
+        registry !== undefined ? 'symbols-by-key' : 'symbols-inline',
+      ]);
+    // The entry can go while the process runs (a tmp cleaner after days of uptime, someone clearing the cache):
+    // the table is a function of the file, so it is made again when the file on disk is still the one loaded.
+    // Code a transpiler produced cannot be made again here; its table is then unavailable until a restart.
+    const again = (fileHash: string, tableKey: string): string | undefined => {
+      try {
+        const now = readFileSync(file);
+        if (contentHash(now) !== fileHash) return undefined;
+        return instrumentFresh(ctx, now.toString('utf8'), file, id, fileHash, format, tableKey).symbols();
+      } catch {
+        return undefined;
+      }
+    };
+    // The warm path reads no file but the entry. A module whose code is a file's exact UTF-8 — the usual case —
+    // was stored under the key of one hash for both (below): the sha256 of the code's UTF-8 finds it, and that
+    // hash is then the file's too. Only code that encodes one way is looked up so: with a lone surrogate or a
+    // U+FFFD in it, two files could decode to it, and the file must be read to know which one is there.
+    if (cache !== null && isExactText(source)) {
+      hash = contentHash(source);
+      const key = keyOf(hash, hash);
+      const cached = cache.get(key);
+      if (cached !== undefined) {
+        debug(`'${id}': cache hit`);
+        const fileHash = hash;
+        // Stored from a file whose bytes were this code's UTF-8: the table can be made again from that file.
+        registry?.provideSymbols(key, () => cache.get(key + SYMBOLS) ?? again(fileHash, key));
+        return cached;
+      }
+    }
     let bytes: Buffer;
     try {
       bytes = readFileSync(file);
@@ -159,41 +211,16 @@ export function transformModule(
     }
     hash = contentHash(bytes);
     const sourceIsFile = source.length <= bytes.length && bytes.toString('utf8') === source;
-    const registry = symbolRegistry();
-    // Where the output runs (the registry's thread), before Node compiles it.
-    if (!compileCacheTried && registry !== undefined) enableCompileCache(ctx);
-    const key = cacheKey([
-      ctx.instrumenter.version,
-      id,
-      file,
-      format,
-      hash,
-      // The code handed over is usually the file itself, decoded: then it is a function of the bytes, which
-      // `hash` already names, and decoding and comparing costs a fraction of hashing it again.
-      sourceIsFile ? hash : contentHash(source),
-      ctx.config.inlineMaps ? 'map' : 'nomap',
-      // Code that names its table by key runs only where the registry was handed it: never mix the two.
-      registry !== undefined ? 'symbols-by-key' : 'symbols-inline',
-    ]);
-    const cache = ctx.cache;
+    // The code handed over is usually the file itself, decoded: then it is a function of the bytes, which `hash`
+    // already names, and decoding and comparing costs a fraction of hashing it again. Its key is then the one
+    // the warm path above computes from the code alone whenever the bytes are exactly the code's UTF-8.
+    const key = keyOf(hash, sourceIsFile ? hash : contentHash(source));
     const symbolsEntry = key + SYMBOLS;
-    // The entry can go while the process runs (a tmp cleaner after days of uptime, someone clearing the cache):
-    // the table is a function of the file, so it is made again when the file on disk is still the one loaded.
-    // Code a transpiler produced cannot be made again here; its table is then unavailable until a restart.
-    const again = (): string | undefined => {
-      if (!sourceIsFile) return undefined;
-      try {
-        const now = readFileSync(file);
-        if (contentHash(now) !== hash) return undefined;
-        return instrumentFresh(ctx, now.toString('utf8'), file, id, hash, format, key).symbols();
-      } catch {
-        return undefined;
-      }
-    };
+    const rebuild = sourceIsFile ? () => again(hash, key) : () => undefined;
     const cached = cache?.get(key);
     if (cached !== undefined) {
       debug(`'${id}': cache hit`);
-      registry?.provideSymbols(key, () => cache?.get(symbolsEntry) ?? again());
+      registry?.provideSymbols(key, () => cache?.get(symbolsEntry) ?? rebuild());
       return cached;
     }
     const started = performance.now();
@@ -203,7 +230,7 @@ export function transformModule(
       cache?.set(key, out.code);
     } else if (cache != null && cache.set(symbolsEntry, out.symbols()) && cache.set(key, out.code)) {
       // The table is handed over first: it goes into the entry of the code, written once.
-      registry.provideSymbols(key, () => cache.get(symbolsEntry) ?? again());
+      registry.provideSymbols(key, () => cache.get(symbolsEntry) ?? rebuild());
     } else {
       registry.provideSymbols(key, out.symbols);
     }
