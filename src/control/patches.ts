@@ -4,6 +4,7 @@ import { basename, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { KeyObject } from 'node:crypto';
 import { LivepatchError } from '../errors.js';
+import { loaderHandle } from '../loader/handle.js';
 import { checkTrustedFile } from './paths.js';
 import { sha256, verifySource } from './trust.js';
 
@@ -63,6 +64,8 @@ export async function importPatch(patch: ReceivedPatch, dir: string, seq: number
   writeFileSync(copy, patch.bytes, { mode: 0o600, flag: 'wx' });
   let mod: { default?: unknown };
   let timer: NodeJS.Timeout | undefined;
+  // A patch module lives outside any project: its `import 'livepatch'` is resolved to the running copy.
+  const release = loaderHandle()?.selfResolve();
   const stuck = new LivepatchError(
     'EINVAL',
     `patch '${file}' did not finish importing within ${IMPORT_TIMEOUT_MS / 1000} s (a top-level await that never settles?)`,
@@ -95,6 +98,7 @@ export async function importPatch(patch: ReceivedPatch, dir: string, seq: number
     );
   } finally {
     clearTimeout(timer);
+    release?.();
   }
   const spec = mod.default;
   if (spec === null || typeof spec !== 'object') {

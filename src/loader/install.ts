@@ -8,7 +8,8 @@ import { loadConfig, type LoaderConfig } from './config.js';
 import { esmHookKind, features } from './features.js';
 import type { AsyncHooksData } from './hooks-async.js';
 import { installCompileHook } from './hooks-cjs.js';
-import { installSyncHooks } from './hooks-sync.js';
+import type { LoaderHandle } from './handle.js';
+import { installSyncHooks, selfResolution } from './hooks-sync.js';
 import { lazyInstrumenter } from './instrumenter.js';
 import { debug } from './log.js';
 import { distrustCache, type TransformContext } from './transform.js';
@@ -20,6 +21,7 @@ import { distrustCache, type TransformContext } from './transform.js';
 export async function installLoader(
   registry: Registry,
   env: NodeJS.ProcessEnv = process.env,
+  handle?: LoaderHandle,
 ): Promise<LoaderConfig> {
   const config = loadConfig(env);
   const note = (n: ModuleNote) => {
@@ -38,8 +40,10 @@ export async function installLoader(
   const kind = esmHookKind(env);
   if (kind === 'none') throw new Error(`Node.js ${process.version} has no module hooks`);
   if (kind === 'sync') {
-    installSyncHooks(ctx, config);
+    installSyncHooks(ctx);
+    if (handle !== undefined) handle.selfResolve = selfResolution(config.selfRoot);
   } else {
+    // The hooks thread's resolve hook finds `livepatch` for patch modules all the time: nothing to turn on.
     // Before the hooks exist, as it cannot be loaded lazily from this thread once they do.
     if (!features.requireEsmUnderAsyncHooks.on) await ctx.instrumenter.preload();
     const { port1, port2 } = new MessageChannel();

@@ -2,9 +2,8 @@
 // all before the app's first line runs. It never stops the app: a failure is one warning and the app runs as is.
 import { isMainThread } from 'node:worker_threads';
 import { ABI_VERSION, REGISTRY_KEY, type Registry } from '../runtime/abi.js';
+import { claimLoader } from './handle.js';
 import { debug, warn } from './log.js';
-
-const LOADER_KEY = Symbol.for('livepatch.loader');
 
 function reason(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
@@ -22,9 +21,8 @@ async function runtimeRegistry(): Promise<Registry> {
 async function main(): Promise<void> {
   const env = process.env;
   if (env.LIVEPATCH_DISABLE === '1' || env.LIVEPATCH_DISABLE === 'true') return;
-  const g = globalThis as Record<symbol, unknown>;
-  if (g[LOADER_KEY] !== undefined) return; // imported twice (NODE_OPTIONS and the command line): hooks once
-  g[LOADER_KEY] = true;
+  const handle = claimLoader();
+  if (handle === undefined) return; // imported twice (NODE_OPTIONS and the command line): hooks once
 
   const t0 = performance.now();
   let registry: Registry;
@@ -40,20 +38,24 @@ async function main(): Promise<void> {
     return;
   }
   const t1 = performance.now();
+  // A worker thread (which inherits --import) gets its own registry and instrumented modules, but the control
+  // socket is per process (named by pid): only the main thread serves it, so workers are not patchable yet.
+  // Its code is loaded before the hooks are in place: on Node 20 every import after module.register is a round
+  // trip to the hooks thread (the control server's ~20 modules cost ~20 ms of CPU that way).
+  const control = isMainThread ? import('../control/index.js') : undefined;
+  control?.catch(() => {}); // reported where it is awaited
   try {
     // Imported here so that even a broken installation of livepatch is a warning, not an app that cannot start.
     const { installLoader } = await import('./install.js');
-    await installLoader(registry, env);
+    await installLoader(registry, env, handle);
   } catch (e) {
     warn(`cannot install the loader (${reason(e)}); running uninstrumented`);
     return;
   }
   const t2 = performance.now();
-  // A worker thread (which inherits --import) gets its own registry and instrumented modules, but the control
-  // socket is per process (named by pid): only the main thread serves it, so workers are not patchable yet.
-  if (isMainThread) {
+  if (control !== undefined) {
     try {
-      const { startControl } = await import('../control/index.js');
+      const { startControl } = await control;
       await startControl();
     } catch (e) {
       warn(`cannot start the control server (${reason(e)}); patches cannot be loaded into this process`);

@@ -12,12 +12,15 @@ const runtimeUrl = pathToFileURL(join(repoRoot, 'dist/src/runtime/index.js')).hr
 const tsx = ['--import', pathToFileURL(join(repoRoot, 'node_modules/tsx/dist/loader.mjs')).href];
 const sha = (text: string) => createHash('sha256').update(text).digest('hex');
 
-// Loads ../patch/fix.mjs as a patch module, the way the control server does, and prints before and after.
+// Loads ../patch/fix.mjs as a patch module, the way the control server does (src/control/patches.ts: `livepatch`
+// resolves from it while the loader's selfResolve is held), and prints before and after.
 const apply = (call: string) => `const before = ${call};
 const { getRuntime } = await import(${JSON.stringify(runtimeUrl)});
 const url = new URL('../patch/fix.mjs', 'file://' + process.cwd() + '/');
 url.searchParams.set('livepatch-patch', '1');
+const release = globalThis[Symbol.for('livepatch.loader')].selfResolve();
 getRuntime().loadPatch((await import(url.href)).default);
+release();
 await getRuntime().waitForTransition(5000);
 console.log('result', before, ${call});
 `;
