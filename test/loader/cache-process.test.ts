@@ -1,5 +1,6 @@
 // The on-disk cache seen from real processes: cold then warm start, a damaged entry, processes starting together.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import Module from 'node:module';
 import { join } from 'node:path';
@@ -89,6 +90,50 @@ test('a second start takes every module from the cache; a damaged entry is rebui
   assert.match(changed.out, /^hello 4$/m);
   assert.deepEqual(changed.lp?.funcs['cached/lib.cjs'], [], JSON.stringify(changed.lp?.funcs));
   assert.deepEqual(changed.lp?.funcs['cached/esm.mjs'], cold.lp?.funcs['cached/esm.mjs']);
+});
+
+test('the content hash is of the bytes on disk, cold and warm: UTF-8, a BOM, invalid bytes', async (t) => {
+  const p = tmpProject({
+    'package.json': JSON.stringify({ name: 'bytes' }),
+    'main.mjs': `import { createRequire } from 'node:module';\nconst require = createRequire(import.meta.url);\nconsole.log(['plain', 'bom', 'bad'].map((f) => require('./' + f + '.cjs').name()).join(' '));\n${REPORT}`,
+  });
+  t.after(p.cleanup);
+  const files: Record<string, Buffer> = {
+    // The usual module: its bytes are exactly the UTF-8 of its code, so a warm start reads no file but the entry.
+    'plain.cjs': Buffer.from("exports.name = function name() { return 'plain é'; };\n"),
+    // Two byte sequences decoding to what V8 runs: the hash must still be the one on disk.
+    'bom.cjs': Buffer.from("\uFEFFexports.name = function name() { return 'bom'; };\n"),
+    'bad.cjs': Buffer.concat([
+      Buffer.from('// invalid UTF-8: '),
+      Buffer.from([0xff, 0xc3]),
+      Buffer.from("\nexports.name = function name() { return 'bad'; };\n"),
+    ]),
+  };
+  for (const [f, bytes] of Object.entries(files)) writeFileSync(join(p.dir, f), bytes);
+  const expected = Object.fromEntries(
+    Object.entries(files).map(([f, b]) => [`bytes/${f}`, createHash('sha256').update(b).digest('hex')]),
+  );
+  for (const start of ['cold', 'warm']) {
+    const r = await runApp(p.dir, ['main.mjs'], debug);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /^plain é bom bad$/m);
+    for (const [id, hash] of Object.entries(expected))
+      assert.equal(r.lp?.hashes[id], hash, `${start}: ${id}`);
+    if (start === 'warm') assert.equal(count(r.err, /cache hit/), 4, r.err);
+  }
+  // A file that held U+FFFD written out, replaced by one with an invalid byte there: both decode to the same code,
+  // and the entry of the first must not stand for the second (a warm hit would report the first one's hash).
+  const swap = (bytes: Buffer) => {
+    writeFileSync(join(p.dir, 'bad.cjs'), bytes);
+    return createHash('sha256').update(bytes).digest('hex');
+  };
+  const code = "exports.name = function name() { return 'bad'; };\n";
+  const written = swap(Buffer.from(`// \uFFFD\n${code}`));
+  assert.equal((await runApp(p.dir, ['main.mjs'])).lp?.hashes['bytes/bad.cjs'], written);
+  const invalid = swap(Buffer.concat([Buffer.from('// '), Buffer.from([0xff]), Buffer.from(`\n${code}`)]));
+  const r = await runApp(p.dir, ['main.mjs']);
+  assert.equal(r.code, 0, r.err);
+  assert.equal(r.lp?.hashes['bytes/bad.cjs'], invalid);
 });
 
 test('LIVEPATCH_CACHE_DIR=off instruments without writing a cache', async (t) => {
