@@ -8,8 +8,11 @@ import { lstatSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSy
 import { join } from 'node:path';
 import { debug, warn } from './log.js';
 
-/** Bump when the entry layout or anything the loader adds around the instrumenter's output changes. */
-export const CACHE_FORMAT = 3;
+/**
+ * Bump when the entry layout or anything the loader adds around the instrumenter's output changes (4: a map file a
+ * module points to is no longer composed into the code of a process without source maps).
+ */
+export const CACHE_FORMAT = 4;
 
 /** Appended to a key, names the symbol table stored in that key's entry, after the code. */
 export const SYMBOLS = '.sym';

@@ -28,7 +28,10 @@ export interface LoaderConfig {
   cacheDir: string | null;
   /** True when cacheDir is our own per-user default under tmp, which must be checked for ownership. */
   cacheDirShared: boolean;
-  /** Append a source map to plain JavaScript too (not only to code that came with one): --enable-source-maps. */
+  /**
+   * Node uses source maps in this process (--enable-source-maps, or coverage): append one to plain JavaScript
+   * too, and read the map files that modules point to, to compose them (otherwise only a map inline in the code is).
+   */
   inlineMaps: boolean;
 }
 
@@ -112,6 +115,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoaderConfig {
     ],
     cacheDir: cache.dir,
     cacheDirShared: cache.shared,
-    inlineMaps: process.sourceMapsEnabled,
+    // Node reads source maps when they are on, and for coverage (NODE_V8_COVERAGE) even when they are not.
+    inlineMaps: process.sourceMapsEnabled || Boolean(env.NODE_V8_COVERAGE),
   };
 }

@@ -28,13 +28,20 @@ function readMapUrl(ref: string, file: string): SourceMapV3 | undefined {
 }
 
 /**
- * Splits a trailing source-map comment off `code`. The comment is always removed (the loader appends the composed
- * map instead); the map is returned when it could be read — inline, or a file next to the module. A map that
- * cannot be read is dropped silently: positions then refer to the code as the loader received it.
+ * Splits a trailing source-map comment off `code`. The comment is removed (the loader appends the composed map
+ * instead) and the map returned when it could be read — inline, or a file next to the module. A map that cannot be
+ * read is dropped silently: positions then refer to the code as the loader received it. With `files` false, a
+ * reference to a map file is left in place unread: a process without source maps never reads it, and composing
+ * it would only put a map it never uses into the code (many packages built from TypeScript ship one per module).
  */
-export function takeSourceMap(code: string, file: string): { code: string; map: SourceMapV3 | undefined } {
+export function takeSourceMap(
+  code: string,
+  file: string,
+  files = true,
+): { code: string; map: SourceMapV3 | undefined } {
   const m = MAP_COMMENT.exec(code);
   if (m === null || m[1] === undefined) return { code, map: undefined };
+  if (!files && !m[1].startsWith('data:')) return { code, map: undefined };
   const rest = code.slice(0, m.index) + '\n';
   try {
     return { code: rest, map: readMapUrl(m[1], file) };

@@ -40,7 +40,9 @@ function instrumentFresh(
   format: ModuleFormat,
   symbolsKey: string | undefined,
 ): { code: string; symbols: () => string } {
-  const taken = takeSourceMap(source, file);
+  // A map file beside the module is only read when this process uses source maps (inlineMaps); a map inline in
+  // the code (a transpiler's, tsx's) is always carried on, composed, since it is part of what was handed over.
+  const taken = takeSourceMap(source, file, ctx.config.inlineMaps);
   const unwrapped = format === 'commonjs' ? unwrapTsxCjs(taken.code, file, taken.map) : undefined;
   const input = unwrapped?.body ?? taken.code;
   const inputMap: SourceMapV3 | undefined = unwrapped !== undefined ? unwrapped.map : taken.map;

@@ -6,7 +6,7 @@ import Module from 'node:module';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { tmpProject } from '../helpers.js';
-import { openCache, SYMBOLS } from '../../src/loader/cache.js';
+import { CACHE_FORMAT, openCache, SYMBOLS } from '../../src/loader/cache.js';
 import { REPORT, runApp } from './app.js';
 
 function project() {
@@ -16,7 +16,7 @@ function project() {
     'lib.cjs': `exports.twice = function twice(n) { return n * 2; };\n`,
     'main.mjs': `import { hello } from './esm.mjs';\nimport lib from './lib.cjs';\nconsole.log(hello(lib.twice(2)));\n${REPORT}`,
     // main.mjs, with the cache emptied before the report reads the symbol tables.
-    'gone.mjs': `import { rmSync } from 'node:fs';\nimport { hello } from './esm.mjs';\nimport lib from './lib.cjs';\nrmSync(new URL('./.lp-run/cache/v3', import.meta.url), { recursive: true });\nconsole.log(hello(lib.twice(2)));\n${REPORT}`,
+    'gone.mjs': `import { rmSync } from 'node:fs';\nimport { hello } from './esm.mjs';\nimport lib from './lib.cjs';\nrmSync(new URL('./.lp-run/cache/v${CACHE_FORMAT}', import.meta.url), { recursive: true });\nconsole.log(hello(lib.twice(2)));\n${REPORT}`,
   });
 }
 
@@ -31,7 +31,7 @@ test('a second start takes every module from the cache; a damaged entry is rebui
   assert.match(cold.out, /^hello 4$/m);
   assert.equal(count(cold.err, /loader: '.*': instrumented in/), 3, cold.err);
   assert.equal(count(cold.err, /cache hit/), 0);
-  const dir = join(p.dir, '.lp-run/cache/v3');
+  const dir = join(p.dir, `.lp-run/cache/v${CACHE_FORMAT}`);
   const entries = readdirSync(dir);
   assert.equal(entries.length, 3);
   // Without --enable-source-maps, plain JavaScript carries no inline source map.
@@ -167,7 +167,7 @@ test('processes starting together on an empty cache all run instrumented and lea
     assert.deepEqual(r.warnings, []);
     assert.equal(r.lp?.modules.length, 3);
   }
-  const dir = join(p.dir, '.lp-run/cache/v3');
+  const dir = join(p.dir, `.lp-run/cache/v${CACHE_FORMAT}`);
   assert.equal(readdirSync(dir).length, 3, `no temporary files: ${readdirSync(dir).join(', ')}`);
   const warm = await runApp(p.dir, ['main.mjs'], debug);
   assert.equal(count(warm.err, /cache hit/), 3, warm.err);

@@ -2,9 +2,12 @@
 // (ESM and CommonJS) mapped back to the .ts line under --enable-source-maps.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
+import typescript from 'typescript';
+import { openCache } from '../../src/loader/cache.js';
 import { repoRoot, tmpProject } from '../helpers.js';
 import { REPORT, runApp } from './app.js';
 
@@ -44,6 +47,62 @@ test('plain JavaScript: a throw has the same line with the loader, and the same 
       flags.length === 0 ? where(plain.out).map(([f, l]) => [f, l]) : where(plain.out),
       r.out,
     );
+  }
+});
+
+test('a dependency compiled with a map file: mapped to its .ts under source maps, the map left unread without', async (t) => {
+  // The throw is on line 6 of the .ts; the interface and the types move it in the compiled .js.
+  const ts = `interface Opts {\n  min: number;\n}\nexport function check(n: number, o: Opts = { min: 0 }): number {\n  if (n < o.min) {\n    throw new Error('too small');\n  }\n  return n;\n}\n`;
+  const out = typescript.transpileModule(ts, {
+    fileName: 'index.ts',
+    compilerOptions: {
+      module: typescript.ModuleKind.CommonJS,
+      target: typescript.ScriptTarget.ES2022,
+      sourceMap: true,
+    },
+  });
+  const p = tmpProject({
+    'package.json': JSON.stringify({ name: 'mapped', livepatch: { instrument: ['dep'] } }),
+    'node_modules/dep/package.json': JSON.stringify({ name: 'dep', main: 'dist/index.js' }),
+    'node_modules/dep/src/index.ts': ts,
+    'node_modules/dep/dist/index.js': out.outputText,
+    'node_modules/dep/dist/index.js.map': (out.sourceMapText ?? '').replace(
+      '"sources":["index.ts"]',
+      '"sources":["../src/index.ts"]',
+    ),
+    'main.js': `const { check } = require('dep');\ntry { check(-1); } catch (e) { console.log('at', e.stack.split('\\n')[1]); }\n${REPORT}`,
+  });
+  t.after(p.cleanup);
+  assert.match(out.outputText, /\/\/# sourceMappingURL=index\.js\.map\s*$/);
+  const jsLine = String(out.outputText.split('\n').findIndex((l) => l.includes('throw new Error')) + 1);
+  const at = (o: string) => /^at\s+at .*?([^/]+\.[jt]s):(\d+):(\d+)\)?$/m.exec(o)?.slice(1);
+  // The code of the dependency's cache entry (its symbol table follows it in the file).
+  const entries = () => {
+    const cache = openCache(join(p.dir, '.lp-run/cache'), false);
+    return readdirSync(cache?.dir ?? '')
+      .map((e) => cache?.get(e) ?? '')
+      .filter((code) => code.includes('"dep/dist/index.js"'));
+  };
+  for (const flags of [['--enable-source-maps'], []]) {
+    const plain = await runApp(p.dir, [...flags, 'main.js'], { LIVEPATCH_DISABLE: '1' });
+    assert.deepEqual(
+      at(plain.out)?.slice(0, 2),
+      flags.length ? ['index.ts', '6'] : ['index.js', jsLine],
+      plain.out,
+    );
+    const r = await runApp(p.dir, [...flags, 'main.js']);
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual(r.lp?.modules, ['mapped/main.js', 'dep/dist/index.js']);
+    // Under source maps the composed map gives the same .ts line and column as Node gives without the loader.
+    if (flags.length) assert.deepEqual(at(r.out), at(plain.out));
+    else assert.deepEqual(at(r.out)?.slice(0, 2), at(plain.out)?.slice(0, 2));
+    const [code = ''] = entries();
+    if (flags.length) assert.match(code, /sourceMappingURL=data:application\/json/);
+    else {
+      assert.doesNotMatch(code, /sourceMappingURL=data:/, 'no map inlined where nothing reads it');
+      assert.match(code, /\/\/# sourceMappingURL=index\.js\.map\s*$/, 'the reference is left as it was');
+    }
+    rmSync(join(p.dir, '.lp-run/cache'), { recursive: true, force: true });
   }
 });
 
