@@ -1,16 +1,23 @@
-// Idle per-request cost, counted in instructions: the node:http bench app under callgrind, base vs. livepatch loaded.
+// Per-request cost in instructions: a bench app under callgrind, without livepatch vs. instrumented (and patched).
 //
-// usage: node bench/idle-cost.mjs [--node PATH] [--requests N] [--warmup N] [--connections N] [--variant NAME]...
-//                                [--preload FILE]... [--keep]
+// usage: node bench/idle-cost.mjs [--app http|express] [--node PATH] [--requests N] [--warmup N]
+//                                [--connections N] [--variant NAME]... [--preload FILE]... [--concurrent]
+//                                [--node-arg ARG]... [--quick] [--out FILE] [--keep] [--threads]
 //
 // CPU time per request on this shared VM moves ±5–15% between two identical servers, which hides a 2 µs cost on a
-// 22 µs request. Instruction counts do not: each server runs under `valgrind --tool=callgrind` with instrumentation
-// off while it warms up (so V8 tiers up first), then `callgrind_control` switches counting on for exactly N
-// sequential keep-alive requests and dumps. Every thread of the server is counted (main, V8 helpers, GC, and on
-// Node 20 the module.register hooks thread), so background work shows as well as per-request work.
+// 22 µs request. Instruction counts do not — once V8's own background threads are out of the picture: each server
+// runs under `valgrind --tool=callgrind` with instrumentation off while it warms up (so V8 tiers up first), then
+// `callgrind_control` switches counting on for exactly N sequential keep-alive requests and dumps. Every thread of
+// the server is counted (main, V8 helpers, GC, and on Node 20 the module.register hooks thread).
+//
+// By default the servers run with V8's --single-threaded (no concurrent compiler or GC threads): with them, the
+// same uninstrumented server measured 71.7k, 74.4k and 92.7k main-thread instructions per request in three runs
+// (Node 22), as background work lands on the main thread at different moments; without them, 69.4k and 69.3k.
+// The steady state measured is the same code either way (optimized during the warm-up). --concurrent leaves
+// V8's threads on.
 import { spawn, spawnSync } from 'node:child_process';
 import { request, Agent } from 'node:http';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -20,19 +27,36 @@ const root = new URL('..', import.meta.url).pathname;
 const register = pathToFileURL(join(root, 'dist/src/loader/register.js')).href;
 const { values: opts } = parseArgs({
   options: {
+    app: { type: 'string', default: 'http' },
     node: { type: 'string', default: process.execPath },
-    requests: { type: 'string', default: '2000' },
-    warmup: { type: 'string', default: '4000' },
+    requests: { type: 'string' },
+    warmup: { type: 'string' },
     variant: { type: 'string', multiple: true },
     preload: { type: 'string', multiple: true },
     connections: { type: 'string', default: '1' },
     keep: { type: 'boolean', default: false },
     threads: { type: 'boolean', default: false },
+    concurrent: { type: 'boolean', default: false },
+    'node-arg': { type: 'string', multiple: true },
+    quick: { type: 'boolean', default: false },
+    out: { type: 'string' },
   },
 });
-const N = Number(opts.requests);
-const warmup = Number(opts.warmup);
+const apps = { http: 'bench/apps/http-server.mjs', express: 'bench/apps/express-app.mjs' };
+if (!(opts.app in apps)) {
+  console.error(`idle-cost: --app is one of ${Object.keys(apps).join(', ')}`);
+  process.exit(2);
+}
+const N = Number(opts.requests ?? (opts.quick ? 1000 : 3000));
+// Express needs ~10k requests before its per-request count settles (after 3k it was still ~1.6x the steady state
+// and moved ±6% from one process to the next): V8 is still tiering its functions up.
+const warmup = Number(opts.warmup ?? (opts.quick ? 5000 : 10000));
 const connections = Number(opts.connections);
+const nodeArgs = [
+  ...(opts.concurrent ? [] : ['--single-threaded']),
+  '--expose-gc',
+  ...(opts['node-arg'] ?? []),
+];
 
 if (spawnSync('valgrind', ['--version']).status !== 0) {
   console.error('idle-cost: valgrind is not installed (apt-get install valgrind)');
@@ -42,9 +66,15 @@ if (spawnSync('valgrind', ['--version']).status !== 0) {
 const loader = ['--import', register];
 const all = [
   { name: 'base', args: [], env: {} },
-  // The loader, the runtime (every request tracked as a task) and the control server, nothing instrumented.
+  // The loader, the runtime and the control server, nothing instrumented.
   { name: 'loader, none instrumented', args: loader, env: { LIVEPATCH_INSTRUMENT: '-*' } },
   { name: 'instrumented', args: loader, env: {} },
+  // Express and every dependency too (the app's own files are instrumented in every loader variant but the one above).
+  ...(opts.app === 'express'
+    ? [{ name: 'instrumented+deps', args: loader, env: { LIVEPATCH_INSTRUMENT: '*' } }]
+    : []),
+  // The hot renderItem replaced through the runtime (bench/apps/bench-patch.mjs): the patched path's cost.
+  { name: 'patched', args: loader, env: { LP_BENCH_PATCH: '1' } },
 ];
 const variants = opts.variant ? all.filter((v) => opts.variant.includes(v.name)) : all;
 // --preload FILE: an extra variant importing FILE first (bisecting which part of the loader costs).
@@ -74,14 +104,21 @@ function get(agent, port, path) {
   });
 }
 
-/** n requests over `connections` keep-alive connections, each connection sending its next request on an answer. */
+/**
+ * n requests over `connections` keep-alive connections, each connection sending its next request on an answer;
+ * returns the body of the last one.
+ */
 async function drive(agent, port, n) {
   let left = n;
+  let body = '';
   const lane = async () => {
-    while (left-- > 0) await get(agent, port, '/items/42');
+    while (left-- > 0) body = await get(agent, port, '/items/42');
   };
   await Promise.all(Array.from({ length: connections }, lane));
+  return body;
 }
+
+let firstBody;
 
 function control(pid, ...args) {
   const r = spawnSync('callgrind_control', [...args, String(pid)], { encoding: 'utf8' });
@@ -100,8 +137,9 @@ async function run(v) {
       '--separate-threads=yes',
       `--callgrind-out-file=${out}.%p`,
       opts.node,
+      ...nodeArgs,
       ...v.args,
-      join(root, 'bench/apps/http-server.mjs'),
+      join(root, apps[opts.app]),
     ],
     { env, stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -118,7 +156,16 @@ async function run(v) {
   });
   const agent = new Agent({ keepAlive: true, maxSockets: connections });
   try {
-    await drive(agent, port, warmup);
+    // Every variant must answer the same, and the patched one must have run its replacement (and only it).
+    const body = await drive(agent, port, warmup);
+    firstBody ??= body;
+    if (body !== firstBody) throw new Error(`idle-cost: '${v.name}' answered ${body}, not ${firstBody}`);
+    const { patchedCalls } = JSON.parse(await get(agent, port, '/__cpu'));
+    if (patchedCalls > 0 !== (v.env.LP_BENCH_PATCH === '1'))
+      throw new Error(`idle-cost: '${v.name}': the patched renderItem ran ${patchedCalls} times`);
+    // The same starting point for every server: a full GC, then a few requests to refill what it emptied.
+    await get(agent, port, '/__gc');
+    await drive(agent, port, 20);
     control(proc.pid, '--instr=on');
     control(proc.pid, '--zero');
     await drive(agent, port, N);
@@ -142,7 +189,36 @@ async function run(v) {
     threads.push(`${f.slice(f.lastIndexOf('-') + 1)}:${Math.round(n / N)}`);
   }
   if (opts.threads) console.log(`idle-cost: '${v.name}' per thread and request: ${threads.sort().join(' ')}`);
-  return { total, main };
+  const mainFile = readdirSync(work).find(
+    (f) => f.startsWith(`${out.slice(work.length + 1)}.`) && f.endsWith('-01'),
+  );
+  return { total, main, ...(mainFile ? vmWork(join(work, mainFile)) : { jit: 0, gc: 0 }) };
+}
+
+/**
+ * What V8 itself spent of a main-thread dump: compiling (every runtime entry that compiles, optimizes or
+ * deoptimizes, inclusive) and collecting garbage (Heap::CollectGarbage, inclusive). Even after 10,000 requests
+ * TurboFan still compiles some Express function now and then, and when it does in the counted window it adds
+ * ~90M instructions (14% of 1,000 requests): that is when V8 tiers, not what a request costs. `steady` (total
+ * less these) is the request's own work, what the prologue could add to.
+ */
+function vmWork(file) {
+  const r = spawnSync('callgrind_annotate', ['--inclusive=yes', '--threshold=100', file], {
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+  });
+  const jit = new Map();
+  let gc = 0;
+  for (const line of r.stdout.split('\n')) {
+    const m = /^\s*([\d,]+) .*?\?\?\?:(v8::internal::[\w:]+)\(/.exec(line);
+    if (m === null) continue;
+    const n = Number(m[1].replaceAll(',', ''));
+    const name = m[2];
+    if (/^v8::internal::Runtime_\w*(Compile|Optimize|Deoptimiz|Baseline)\w*$/.test(name))
+      jit.set(name, Math.max(jit.get(name) ?? 0, n));
+    else if (name === 'v8::internal::Heap::CollectGarbage') gc = Math.max(gc, n);
+  }
+  return { jit: [...jit.values()].reduce((a, b) => a + b, 0), gc };
 }
 
 try {
@@ -150,9 +226,35 @@ try {
   const results = [];
   for (const v of variants) {
     const ir = await run(v);
-    results.push({ name: v.name, perRequest: ir.total / N, main: ir.main / N });
+    results.push({
+      name: v.name,
+      perRequest: ir.total / N,
+      main: ir.main / N,
+      jit: ir.jit / N,
+      gc: ir.gc / N,
+      steady: (ir.main - ir.jit - ir.gc) / N,
+    });
   }
   const base = results.find((r) => r.name === 'base');
+  if (opts.out) {
+    const ratio = (r, k) => (base ? r[k] / base[k] : null);
+    const variantsOut = results.map((r) => ({
+      ...r,
+      ratio: ratio(r, 'perRequest'),
+      mainRatio: ratio(r, 'main'),
+      steadyRatio: ratio(r, 'steady'),
+    }));
+    const out = {
+      suite: 'instructions',
+      app: opts.app,
+      node,
+      requests: N,
+      warmup,
+      nodeArgs,
+      variants: variantsOut,
+    };
+    writeFileSync(opts.out, JSON.stringify(out, null, 1));
+  }
   // The main thread's count is the steady one: V8's helper threads (GC, compilers) vary by thousands of
   // instructions per request from one run to the next of the same server.
   for (const r of results) {
@@ -160,7 +262,9 @@ try {
       `idle-cost node ${node} ${r.name.padEnd(28)} ${Math.round(r.perRequest).toString().padStart(9)} instructions/request` +
         (base ? `, ratio ${(r.perRequest / base.perRequest).toFixed(3)}` : '') +
         `; main thread ${Math.round(r.main)}` +
-        (base ? `, ratio ${(r.main / base.main).toFixed(3)}` : ''),
+        (base ? `, ratio ${(r.main / base.main).toFixed(3)}` : '') +
+        `; steady ${Math.round(r.steady)} (V8 compiling ${Math.round(r.jit)}, GC ${Math.round(r.gc)})` +
+        (base ? `, ratio ${(r.steady / base.steady).toFixed(3)}` : ''),
     );
   }
 } finally {

@@ -1,6 +1,7 @@
 // `npm run bench`: runs the benchmark suites in bench/ on Node.js 20, 22 and 24 and prints Markdown tables of the ratios.
 //
-// usage: node scripts/bench.mjs [micro] [http] [startup] [runtime] [apps] [corpus-build] [--quick] [--nodes 20,22,24]
+// usage: node scripts/bench.mjs [micro] [http] [instructions] [startup] [runtime] [apps] [corpus-build] [--quick]
+//                                [--nodes 20,22,24]
 //        [--update-doc]
 //
 // Each suite runs in a child process of the Node.js version under test and writes JSON; this script only drives
@@ -28,7 +29,7 @@ const { values: opts, positionals } = parseArgs({
 // 'runtime' (issue 3: the consistency bookkeeping on vs off, and during a transition) prints its own table.
 // 'apps' (issue 6: the soak's Express and Fastify apps) runs per version; 'corpus-build' runs once, itself
 // interleaving the versions, because its figure is each version's build time against Node 20's in the same round.
-const allSuites = ['micro', 'http', 'startup', 'runtime', 'apps', 'corpus-build'];
+const allSuites = ['micro', 'http', 'instructions', 'startup', 'runtime', 'apps', 'corpus-build'];
 const suites = positionals.length > 0 ? positionals : allSuites;
 for (const s of suites) {
   if (!allSuites.includes(s)) {
@@ -94,7 +95,7 @@ function runSuiteOnce(node, script, args) {
 
 const started = Date.now();
 let runtimeFailed = false;
-const results = { micro: {}, http: {}, startup: {}, apps: {} };
+const results = { micro: {}, http: {}, instructions: {}, startup: {}, apps: {} };
 for (const node of nodes) {
   console.log(`\n== Node.js ${node} (${bins[node]})`);
   if (suites.includes('micro')) {
@@ -123,6 +124,12 @@ for (const node of nodes) {
   if (suites.includes('http')) {
     results.http[node] = {};
     for (const a of apps) results.http[node][a] = runSuite(node, 'http.mjs', ['--app', a, '--patched']);
+  }
+  if (suites.includes('instructions')) {
+    // The server under callgrind is the version under test (the driver runs on it too, outside valgrind).
+    results.instructions[node] = {};
+    for (const a of apps)
+      results.instructions[node][a] = runSuite(node, 'idle-cost.mjs', ['--app', a, '--node', bins[node]]);
   }
   if (suites.includes('startup')) results.startup[node] = runSuite(node, 'startup.mjs', []);
   if (suites.includes('runtime')) {
@@ -210,6 +217,41 @@ if (suites.includes('http')) {
     }
   }
   out('http', mdTable(header, rows));
+}
+if (suites.includes('instructions')) {
+  const any = Object.values(results.instructions)
+    .flatMap((r) => Object.values(r))
+    .find(Boolean);
+  out(
+    'instructions',
+    '\n### Instructions per request (callgrind, one server at a time; ratios to `base`)\n\n' +
+      (any
+        ? `${any.requests} sequential keep-alive requests counted after ${any.warmup} of warm-up, every thread of the ` +
+          `server, V8 run with \`${any.nodeArgs.join(' ')}\` so that its background threads do not land on the ` +
+          'counted window at random (bench/idle-cost.mjs).\n'
+        : ''),
+  );
+  const header = ['app', 'variant', ...nodes.flatMap((n) => [`Node ${n}: instructions/request`, 'ratio'])];
+  const rows = [];
+  for (const a of apps) {
+    const names = new Set(
+      nodes.flatMap((n) => results.instructions[n]?.[a]?.variants.map((v) => v.name) ?? []),
+    );
+    for (const v of names) {
+      rows.push([
+        a,
+        v,
+        ...nodes.flatMap((n) => {
+          const r = results.instructions[n]?.[a]?.variants.find((x) => x.name === v);
+          return [
+            cell(r, (x) => Math.round(x.perRequest).toLocaleString('en')),
+            cell(r, (x) => `**${x.ratio.toFixed(3)}**`),
+          ];
+        }),
+      ]);
+    }
+  }
+  out('instructions', mdTable(header, rows));
 }
 if (suites.includes('startup')) {
   const any = Object.values(results.startup).find(Boolean);

@@ -8,6 +8,11 @@ const app = express();
 app.get('/__cpu', (_req, res) =>
   res.send(JSON.stringify({ ...process.cpuUsage(), patchedCalls: patchedCalls() })),
 );
+// For bench/idle-cost.mjs (run with --expose-gc): a full collection before the counted window.
+app.get('/__gc', (_req, res) => {
+  globalThis.gc?.();
+  res.send('{}');
+});
 app.disable('x-powered-by');
 app.disable('etag');
 app.use(function who(req, _res, next) {

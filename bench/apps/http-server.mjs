@@ -9,6 +9,13 @@ function handle(req, res) {
     res.end(JSON.stringify({ ...process.cpuUsage(), patchedCalls: patchedCalls() }));
     return;
   }
+  // For bench/idle-cost.mjs (run with --expose-gc): a full collection, so that every server starts the counted
+  // window with an empty young generation and its collections fall on the same requests.
+  if (req.url === '/__gc') {
+    globalThis.gc?.();
+    res.end('{}');
+    return;
+  }
   const route = parseRoute(req.url);
   if (route.parts[0] !== 'items' || route.parts.length !== 2) {
     res.statusCode = 404;
