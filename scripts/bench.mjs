@@ -224,14 +224,19 @@ if (suites.includes('instructions')) {
     .find(Boolean);
   out(
     'instructions',
-    '\n### Instructions per request (callgrind, one server at a time; ratios to `base`)\n\n' +
+    '\n### Instructions per request (callgrind, one server per variant, one run; ratios to `base`)\n\n' +
       (any
-        ? `${any.requests} sequential keep-alive requests counted after ${any.warmup} of warm-up, every thread of the ` +
-          `server, V8 run with \`${any.nodeArgs.join(' ')}\` so that its background threads do not land on the ` +
-          'counted window at random (bench/idle-cost.mjs).\n'
+        ? `${any.requests} sequential keep-alive requests counted after ${any.warmup} of warm-up and a full GC, every ` +
+          `thread of the server, V8 run with \`${any.nodeArgs.join(' ')}\` (bench/idle-cost.mjs). **Steady** is the ` +
+          "main thread's count less what V8 spent compiling, optimizing or deoptimizing and collecting garbage " +
+          'in the window (when V8 tiers is not what a request costs); **all** is every instruction of every thread.\n'
         : ''),
   );
-  const header = ['app', 'variant', ...nodes.flatMap((n) => [`Node ${n}: instructions/request`, 'ratio'])];
+  const header = [
+    'app',
+    'variant',
+    ...nodes.flatMap((n) => [`Node ${n}: steady/request`, 'steady ratio', 'all ratio']),
+  ];
   const rows = [];
   for (const a of apps) {
     const names = new Set(
@@ -244,8 +249,9 @@ if (suites.includes('instructions')) {
         ...nodes.flatMap((n) => {
           const r = results.instructions[n]?.[a]?.variants.find((x) => x.name === v);
           return [
-            cell(r, (x) => Math.round(x.perRequest).toLocaleString('en')),
-            cell(r, (x) => `**${x.ratio.toFixed(3)}**`),
+            cell(r, (x) => Math.round(x.steady).toLocaleString('en')),
+            cell(r, (x) => `**${x.steadyRatio.toFixed(3)}**`),
+            cell(r, (x) => x.ratio.toFixed(3)),
           ];
         }),
       ]);
@@ -412,7 +418,10 @@ function blockOf(suite, run) {
   const [heading, ...rest] = md[suite].join('\n').trim().split('\n');
   return [marker(suite), heading, '', run, ...rest].join('\n');
 }
-const blocks = Object.fromEntries(docSuites.filter((s) => md[s]).map((s) => [s, blockOf(s, runLine)]));
+// The instructions suite runs each variant once (callgrind counts, it does not sample): no rounds to summarize.
+const runLineOf = (s) =>
+  s === 'instructions' ? runLine.replace(' Cells: median (min–max) over interleaved rounds.', '') : runLine;
+const blocks = Object.fromEntries(docSuites.filter((s) => md[s]).map((s) => [s, blockOf(s, runLineOf(s))]));
 const text =
   docSuites
     .map((s) => blocks[s])

@@ -42,8 +42,10 @@ async function main(): Promise<void> {
   // socket is per process (named by pid): only the main thread serves it, so workers are not patchable yet.
   // Its code is loaded before the hooks are in place: on Node 20 every import after module.register is a round
   // trip to the hooks thread (the control server's ~20 modules cost ~20 ms of CPU that way).
-  const control = isMainThread ? import('../control/index.js') : undefined;
-  control?.catch(() => {}); // reported where it is awaited
+  type Control = typeof import('../control/index.js');
+  const control: Promise<Control> | undefined = isMainThread ? import('../control/index.js') : undefined;
+  // Settled before the hooks go in; a failure is reported below, after the loader is in place.
+  await control?.catch(() => {});
   try {
     // Imported here so that even a broken installation of livepatch is a warning, not an app that cannot start.
     const { installLoader } = await import('./install.js');
