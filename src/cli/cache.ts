@@ -57,7 +57,9 @@ function configFor(dir: string, sourceMaps: boolean): LoaderConfig {
   const saved = process.argv[1];
   process.argv[1] = join(dir, '.livepatch-cache-warm');
   try {
-    return { ...loadConfig(process.env), inlineMaps: sourceMaps || process.sourceMapsEnabled };
+    const config = loadConfig(process.env);
+    // As the service will: --enable-source-maps given here, or on this command's own node, or NODE_V8_COVERAGE.
+    return { ...config, inlineMaps: sourceMaps || config.inlineMaps };
   } finally {
     if (saved === undefined) process.argv.splice(1, 1);
     else process.argv[1] = saved;
