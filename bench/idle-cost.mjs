@@ -163,9 +163,10 @@ async function run(v) {
     const { patchedCalls } = JSON.parse(await get(agent, port, '/__cpu'));
     if (patchedCalls > 0 !== (v.env.LP_BENCH_PATCH === '1'))
       throw new Error(`idle-cost: '${v.name}': the patched renderItem ran ${patchedCalls} times`);
-    // The same starting point for every server: a full GC, then a few requests to refill what it emptied.
+    // The same starting point for every server: a full GC, then requests enough for V8 to compile again what the
+    // collection flushed (on Node 24 a window right after it spent half its instructions recompiling).
     await get(agent, port, '/__gc');
-    await drive(agent, port, 20);
+    await drive(agent, port, Math.ceil(warmup / 5));
     control(proc.pid, '--instr=on');
     control(proc.pid, '--zero');
     await drive(agent, port, N);
