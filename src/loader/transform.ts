@@ -71,6 +71,8 @@ function symbolRegistry(): Registry | undefined {
 }
 
 let compileCacheTried = false;
+/** Set when this thread turned Node's compile cache on: then flushCompileCache is called once start-up settles. */
+let compileCacheOn = false;
 
 /**
  * Turns on Node's compile cache (22.1+) in `<cache dir>/compile`, the first time this thread instruments a module:
@@ -93,12 +95,49 @@ function enableCompileCache(ctx: TransformContext): void {
     const r = enable(join(root, 'compile'));
     // module.constants.compileCacheStatus: FAILED 0, ENABLED 1, ALREADY_ENABLED 2, DISABLED 3.
     const status = ['failed', 'on', 'already on', 'disabled'][r.status] ?? String(r.status);
+    compileCacheOn = r.status === 1;
     debug(
       `compile cache ${status}: '${r.directory ?? join(root, 'compile')}'${r.message ? ` (${r.message})` : ''}`,
     );
   } catch (e) {
     debug(`compile cache: ${e instanceof Error ? e.message : String(e)}`);
   }
+}
+
+/** How long no module may load before the compile cache is written (ms; LIVEPATCH_COMPILE_CACHE_FLUSH_MS). */
+const SETTLED_MS =
+  Number(process.env.LIVEPATCH_COMPILE_CACHE_FLUSH_MS) >= 0
+    ? Number(process.env.LIVEPATCH_COMPILE_CACHE_FLUSH_MS)
+    : 2000;
+let lastLoad = 0;
+let flushTimer: NodeJS.Timeout | undefined;
+
+/**
+ * Writes Node's compile cache once the process has loaded no module for SETTLED_MS, and again after any later
+ * burst. Node itself writes it only on a clean exit, and a service stopped by SIGTERM (systemd, Kubernetes) or
+ * killed never exits cleanly: its compile cache would stay empty and every start would compile the instrumented
+ * code anew. One unref'd timer, re-armed only when it fires early; never throws.
+ */
+function compileCacheSettles(): void {
+  lastLoad = performance.now();
+  if (flushTimer !== undefined) return;
+  const check = (): void => {
+    const quiet = performance.now() - lastLoad;
+    if (quiet < SETTLED_MS) {
+      flushTimer = setTimeout(check, SETTLED_MS - quiet).unref();
+      return;
+    }
+    flushTimer = undefined;
+    const flush = (nodeModule as { flushCompileCache?: () => void }).flushCompileCache;
+    try {
+      const started = performance.now();
+      flush?.();
+      debug(`compile cache written (${(performance.now() - started).toFixed(1)} ms)`);
+    } catch (e) {
+      debug(`compile cache: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  };
+  flushTimer = setTimeout(check, SETTLED_MS).unref();
 }
 
 /**
@@ -160,6 +199,7 @@ export function transformModule(
     const registry = symbolRegistry();
     // Where the output runs (the registry's thread), before Node compiles it.
     if (!compileCacheTried && registry !== undefined) enableCompileCache(ctx);
+    if (compileCacheOn) compileCacheSettles();
     const cache = ctx.cache;
     const keyOf = (fileHash: string, sourceHash: string): string =>
       cacheKey([

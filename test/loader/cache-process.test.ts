@@ -5,9 +5,9 @@ import { appendFileSync, existsSync, readdirSync, readFileSync, writeFileSync } 
 import Module from 'node:module';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { tmpProject } from '../helpers.js';
+import { registerEntry, spawnNode, tmpProject } from '../helpers.js';
 import { CACHE_FORMAT, openCache, SYMBOLS } from '../../src/loader/cache.js';
-import { REPORT, runApp } from './app.js';
+import { cleanEnv, REPORT, runApp } from './app.js';
 
 function project() {
   return tmpProject({
@@ -202,4 +202,38 @@ test("the compile cache is on beside livepatch's cache, off with LIVEPATCH_COMPI
   assert.deepEqual(bad.warnings, []);
   assert.match(bad.err, /compile cache failed: /);
   assert.deepEqual(bad.lp, off.lp);
+});
+
+test('a service stopped by SIGTERM still leaves its compile cache: it is written once start-up settles', async (t) => {
+  if (!hasCompileCache) return t.skip(`Node ${process.version} has no module.enableCompileCache`);
+  const files = (dir: string): number =>
+    existsSync(dir)
+      ? readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).length
+      : 0;
+  // Node writes the compile cache only on a clean exit; a service never exits cleanly.
+  const serve = async (flushMs: string, settle: (compileDir: string) => Promise<void>) => {
+    const p = project();
+    t.after(p.cleanup);
+    writeFileSync(
+      join(p.dir, 'serve.mjs'),
+      `import { hello } from './esm.mjs';\nimport lib from './lib.cjs';\nconsole.log(hello(lib.twice(2)));\nsetInterval(() => {}, 1000);\nconsole.log('ready');\n`,
+    );
+    const child = spawnNode(['--import', registerEntry, 'serve.mjs'], {
+      cwd: p.dir,
+      env: cleanEnv(p.dir, { LIVEPATCH_COMPILE_CACHE_FLUSH_MS: flushMs }),
+    });
+    t.after(() => child.kill());
+    await child.waitFor(/^ready$/m);
+    const compileDir = join(p.dir, '.lp-run/cache/compile');
+    await settle(compileDir);
+    child.proc.kill('SIGTERM');
+    assert.equal(await child.exited, 'SIGTERM');
+    return files(compileDir);
+  };
+  const poll = async (dir: string) => {
+    for (let i = 0; i < 100 && files(dir) === 0; i++) await new Promise((r) => setTimeout(r, 50));
+  };
+  assert.ok((await serve('200', poll)) > 0, 'written while the service runs');
+  const never = await serve('600000', () => new Promise((r) => setTimeout(r, 1000)));
+  assert.equal(never, 0, 'without the flush, SIGTERM leaves no compile cache');
 });
