@@ -57,7 +57,9 @@ test('a second start takes every module from the cache; a damaged entry is rebui
   assert.deepEqual(warm.lp?.modules, cold.lp?.modules);
   assert.deepEqual(warm.lp?.funcs, cold.lp?.funcs, 'the warm start read every symbol table from the cache');
 
-  appendFileSync(join(dir, entries[0] ?? ''), '\nthrow new Error("planted");\n');
+  // Damage in the code: the entry is refused, the module instrumented again and the entry written anew.
+  const first = join(dir, entries[0] ?? '');
+  writeFileSync(first, readFileSync(first, 'utf8').replace('\n', '\nthrow new Error("planted");'));
   const after = await runApp(p.dir, ['main.mjs'], debug);
   assert.equal(after.code, 0, after.err);
   assert.match(after.err, /cache entry '.*' is damaged; ignoring it/);
@@ -66,6 +68,16 @@ test('a second start takes every module from the cache; a damaged entry is rebui
   assert.deepEqual(after.lp?.modules, cold.lp?.modules);
   assert.deepEqual(after.lp?.funcs, cold.lp?.funcs);
   assert.deepEqual(readdirSync(dir).sort(), [...entries].sort());
+  // Damage after the code, in the table: the code is still good and runs; the table is refused when it is read
+  // (the report asks for every table) and made again from the file, and the entry goes.
+  const withTable = entries.find((e) => cache.get(`${e}${SYMBOLS}`) !== undefined) ?? '';
+  appendFileSync(join(dir, withTable), '\nthrow new Error("planted");\n');
+  const tableHit = await runApp(p.dir, ['main.mjs'], debug);
+  assert.equal(tableHit.code, 0, tableHit.err);
+  assert.equal(count(tableHit.err, /cache hit/), 3, tableHit.err);
+  assert.match(tableHit.err, new RegExp(`cache entry '${withTable}' is damaged; ignoring it`));
+  assert.deepEqual(tableHit.lp?.funcs, cold.lp?.funcs, 'the damaged table made again from the file');
+  assert.ok(!readdirSync(dir).includes(withTable));
 
   // A table is read when asked for. One whose entry is gone (a tmp cleaner or someone emptying the cache under a
   // service that has run for weeks) is made again from the file, which is still the one that was loaded...
