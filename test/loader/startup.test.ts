@@ -1,9 +1,12 @@
 // Start-up cost: the instrumenter (and acorn) load only when a module misses the cache, and loading them late
 // leaves no trace in the app: acorn is never instrumented, require.cache holds only the app's own modules.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { features } from '../../src/loader/features.js';
-import { tmpProject } from '../helpers.js';
+import { distRoot, tmpProject } from '../helpers.js';
 import { REPORT, runApp } from './app.js';
 
 // A CommonJS entry that requires an ES module (require(esm)) and a CommonJS one, then lists require.cache.
@@ -56,3 +59,34 @@ for (const hooks of ['default', 'async'] as const) {
     assert.deepEqual(cacheKeys(warm.out), cacheKeys(cold.out));
   });
 }
+
+// The modules `file` imports statically, and theirs: relative specifiers in tsc's output.
+function staticGraph(file: string, seen = new Set<string>()): Set<string> {
+  if (seen.has(file)) return seen;
+  seen.add(file);
+  for (const m of readFileSync(file, 'utf8').matchAll(/^(?:import|export)\b[^;]*?from '(\.[^']+)';$/gm)) {
+    staticGraph(join(dirname(file), m[1] ?? ''), seen);
+  }
+  return seen;
+}
+
+test('livepatch/register is one file: a warm start loads no other module of livepatch in the main thread', async (t) => {
+  const p = project();
+  t.after(p.cleanup);
+  const env = { NODE_DEBUG: 'esm', LIVEPATCH_INSTRUMENT: '*' };
+  assert.equal((await runApp(p.dir, ['main.cjs'], env)).code, 0, 'the cold start that fills the cache');
+  // Node's own debug log of the ES module loader names every module it translates, in every thread.
+  const run = await runApp(p.dir, ['main.cjs'], env);
+  assert.equal(run.code, 0, run.err);
+  assert.match(run.out, /^hello 4$/m);
+  assert.deepEqual(run.lp?.modules.sort(), ['lazy/esm.mjs', 'lazy/lib.cjs', 'lazy/main.cjs']);
+  const ours = new Set<string>();
+  for (const m of run.err.matchAll(/file:\/\/[^\s'",)]+/g)) {
+    if (m[0].startsWith(pathToFileURL(distRoot).href + '/')) ours.add(fileURLToPath(m[0]));
+  }
+  const expected = new Set([join(distRoot, 'src/loader/register.js')]);
+  // Node 20's hooks thread loads the module it is given, hooks-async.js, and what that imports: not bundled.
+  if (!features.syncHooks.on) staticGraph(join(distRoot, 'src/loader/hooks-async.js'), expected);
+  assert.deepEqual([...ours].sort(), [...expected].sort());
+  assert.ok(!readFileSync(join(distRoot, 'src/loader/register.js'), 'utf8').includes("from './"));
+});
