@@ -1,20 +1,23 @@
 // Part of `npm run build`, after tsc: makes dist/src/loader/register.js (what `livepatch/register` loads before the
-// app's first line) one file, with the runtime, the loader and the control server it imports in it. As the 33 ES
-// modules tsc makes of it, it cost every start ~15 ms more CPU on Node 22 and 24 and ~19 ms on Node 20 (docs/loader.md).
-// The modules stay beside it for everything else: the Node 20 hooks thread, the CLI, the instrumenter (loaded on the
-// first cache miss, by path), and `livepatch` itself, which patch modules import.
+// app's first line) one file, with the runtime, the loader and the control server it imports in it; and the same of
+// hooks-async.js, which Node 20's hooks thread starts from. As the 33 ES modules tsc makes of it, register.js cost
+// every start ~15 ms more CPU on Node 22 and 24 and ~19 ms on Node 20; hooks-async.js as modules another ~8 ms on
+// Node 20 (docs/loader.md). The modules stay beside them for everything else: the CLI, the instrumenter (loaded on
+// the first cache miss, by path), and `livepatch` itself, which patch modules import.
 //
-// tsc rewrites register.js at every build, so the input is always its module; bundling it twice gives the same file.
+// tsc rewrites both files at every build, so the input is always their modules; bundling twice gives the same files.
 import { build } from 'esbuild';
 import { readFileSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 
 const root = join(dirname(new URL(import.meta.url).pathname), '..');
-const entry = join(root, 'dist/src/loader/register.js');
+const loader = join(root, 'dist/src/loader');
 
 const result = await build({
-  entryPoints: [entry],
-  outfile: entry,
+  // Node 20's hooks thread starts from hooks-async.js: bundled too, it is one file to load there as well.
+  entryPoints: [join(loader, 'register.js'), join(loader, 'hooks-async.js')],
+  outdir: loader,
+  entryNames: '[name]',
   allowOverwrite: true,
   bundle: true,
   // The register path needs Node alone; a package reached by mistake stays an import rather than a copy.
