@@ -29,7 +29,8 @@ export function ruleMatches(pattern: string, packageName: string): boolean {
 /**
  * Decides whether the module at `file` is instrumented. The last rule matching its package wins; without one,
  * app files are in and everything else is out. `note` says whether the runtime should hear of a refusal (it
- * lists such modules as not patchable); livepatch's own files are not worth listing.
+ * lists such modules as not patchable); livepatch's own files are not worth listing. `identity` is read only when a
+ * rule needs the package name: pass a lazyIdentity, and a module turned down by its path costs no package.json.
  */
 export function decide(file: string, identity: ModuleIdentity, config: LoaderConfig): Decision {
   if (config.selfDirs.some((d) => isInside(d, file))) {
@@ -42,7 +43,10 @@ export function decide(file: string, identity: ModuleIdentity, config: LoaderCon
       ? { instrument: true }
       : {
           instrument: false,
-          reason: `package '${identity.packageName}' is not named in 'livepatch.instrument' or LIVEPATCH_INSTRUMENT`,
+          // Without rules the path decided: the package's name (package.json reads) is looked up only if asked.
+          get reason() {
+            return `package '${identity.packageName}' is not named in 'livepatch.instrument' or LIVEPATCH_INSTRUMENT`;
+          },
           note: true,
         };
   }

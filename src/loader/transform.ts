@@ -11,7 +11,7 @@ import type { LoaderConfig } from './config.js';
 import { decide } from './filter.js';
 import { InstrumenterUnavailable, type Instrumenter } from './instrumenter.js';
 import { debug, warn } from './log.js';
-import { contentHash, moduleIdentity } from './module-id.js';
+import { contentHash, lazyIdentity, type ModuleIdentity } from './module-id.js';
 import { takeSourceMap, unwrapTsxCjs, withInlineMap } from './source-map.js';
 
 export interface TransformContext {
@@ -161,8 +161,36 @@ export const TS_STRIPPED =
  * stripping, which the instrumenter cannot parse). Never throws.
  */
 export function noteSkipped(ctx: TransformContext, file: string, reason: string): void {
+  noteTurnedDown(ctx, file, lazyIdentity(file), { reason });
+}
+
+/**
+ * The note for a module left alone, with its id and reason read only when the note is (a listing of the process's
+ * modules): for a dependency nobody named they cost package.json reads, and most notes are never read. The registry
+ * keeps them that way (registry.ts); a registry that copies the fields reads them at once, which is only slower.
+ */
+function noteTurnedDown(
+  ctx: TransformContext,
+  file: string,
+  identity: ModuleIdentity,
+  why: { readonly reason: string },
+): void {
   try {
-    ctx.note({ id: moduleIdentity(file).id, hash: '', file, status: 'skipped', reason });
+    ctx.note({
+      get id() {
+        try {
+          return identity.id;
+        } catch {
+          return file;
+        }
+      },
+      hash: '',
+      file,
+      status: 'skipped',
+      get reason() {
+        return why.reason;
+      },
+    });
   } catch {}
 }
 
@@ -188,13 +216,13 @@ export function transformModule(
   let id = file;
   let hash = '';
   try {
-    const identity = moduleIdentity(file);
-    id = identity.id;
+    const identity = lazyIdentity(file);
     const decision = decide(file, identity, ctx.config);
     if (!decision.instrument) {
-      if (decision.note) noteSkipped(ctx, file, decision.reason);
+      if (decision.note) noteTurnedDown(ctx, file, identity, decision);
       return source;
     }
+    id = identity.id;
     if (isInstrumented(source)) return source;
     const registry = symbolRegistry();
     // Where the output runs (the registry's thread), before Node compiles it.

@@ -88,12 +88,21 @@ function makeRegistry(): InstalledRegistry {
       readers.set(key, read);
     },
     noteModule(note: ModuleNote): void {
+      // The id and the reason are read when the note is, once: a loader may hand over getters for them that cost
+      // package.json reads (a dependency nobody named, abi.md §4), and most notes are never listed.
+      let id: string | undefined;
+      let reason: string | undefined;
+      const { hash, file, status } = note;
       reg.notes.push({
-        id: note.id,
-        hash: note.hash,
-        file: note.file,
-        status: note.status,
-        reason: note.reason,
+        get id() {
+          return (id ??= String(note.id));
+        },
+        hash,
+        file,
+        status,
+        get reason() {
+          return (reason ??= String(note.reason));
+        },
       });
     },
   };

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { findAppRoot, parseRules, type LoaderConfig } from '../../src/loader/config.js';
 import { decide, isAppFile, ruleMatches } from '../../src/loader/filter.js';
-import { moduleIdentity } from '../../src/loader/module-id.js';
+import { lazyIdentity, moduleIdentity, type ModuleIdentity } from '../../src/loader/module-id.js';
 import { tmpProject } from '../helpers.js';
 
 test('rules: names, scopes, star, exclusions', () => {
@@ -117,4 +117,56 @@ test('decide: defaults, package.json list then env, last rule wins, never livepa
     reason: "package 'qs' excluded by '-qs' in LIVEPATCH_INSTRUMENT",
     note: true,
   });
+});
+
+test('a module turned down by its path alone costs no package name until its reason is read', (t) => {
+  const p = tmpProject({
+    'package.json': JSON.stringify({ name: 'app' }),
+    'node_modules/qs/package.json': JSON.stringify({ name: 'qs' }),
+    'node_modules/qs/index.js': '',
+    'src/a.js': '',
+  });
+  t.after(p.cleanup);
+  const config = (rules: string[]): LoaderConfig => ({
+    appRoot: p.dir,
+    selfRoot: join(p.dir, 'lp'),
+    selfDirs: [join(p.dir, 'lp/dist/src')],
+    rules: parseRules(rules, 'LIVEPATCH_INSTRUMENT'),
+    cacheDir: null,
+    cacheDirShared: false,
+    inlineMaps: false,
+  });
+  const file = join(p.dir, 'node_modules/qs/index.js');
+  let reads = 0;
+  const counted = (f: string): ModuleIdentity => {
+    const real = lazyIdentity(f);
+    return {
+      get id() {
+        reads++;
+        return real.id;
+      },
+      get packageName() {
+        reads++;
+        return real.packageName;
+      },
+      get packageRoot() {
+        reads++;
+        return real.packageRoot;
+      },
+    };
+  };
+  const d = decide(file, counted(file), config([]));
+  assert.equal(d.instrument, false);
+  assert.equal(reads, 0, 'no rules: the path decided');
+  assert.equal(
+    !d.instrument && d.reason,
+    "package 'qs' is not named in 'livepatch.instrument' or LIVEPATCH_INSTRUMENT",
+  );
+  assert.equal(reads, 1);
+  // With rules, the name is what they match: it is read to decide.
+  reads = 0;
+  assert.equal(decide(file, counted(file), config(['qs'])).instrument, true);
+  assert.ok(reads > 0);
+  // The lazy identity is the eager one.
+  assert.deepEqual({ ...lazyIdentity(file) }, { ...moduleIdentity(file) });
 });

@@ -387,6 +387,31 @@ test('a second copy of livepatch uses the installed registry and runtime', () =>
   assert.equal(note.reason, "uses the reserved '__lp$' prefix");
 });
 
+test('a note is read when it is listed, not when it is taken, and then once', () => {
+  const reg = installRegistry();
+  const reads = { id: 0, reason: 0 };
+  reg.noteModule({
+    get id() {
+      reads.id++;
+      return 'lazy/dep.js';
+    },
+    hash: '',
+    file: '/lazy/dep.js',
+    status: 'skipped',
+    get reason() {
+      reads.reason++;
+      return "package 'lazy' is not named";
+    },
+  });
+  assert.deepEqual(reads, { id: 0, reason: 0 }, 'taking the note read nothing');
+  for (let i = 0; i < 2; i++) {
+    const note = rt.symbols().modules.find((m) => m.file === '/lazy/dep.js')!;
+    assert.equal(note.id, 'lazy/dep.js');
+    assert.equal(note.reason, "package 'lazy' is not named");
+  }
+  assert.deepEqual(reads, { id: 1, reason: 1 }, 'listed twice, read once');
+});
+
 test('task(): a nested task inherits the universe of its parent', async () => {
   const m = defineModule('nest/a.js', { f: () => 'old' });
   // An old task holds the transition open.
