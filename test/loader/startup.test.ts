@@ -60,7 +60,7 @@ for (const hooks of ['default', 'async'] as const) {
   });
 }
 
-test('livepatch/register is one file: a warm start loads no other module of livepatch in the main thread', async (t) => {
+test('livepatch/register is one file: a warm start loads one file of livepatch in each thread', async (t) => {
   const p = project();
   t.after(p.cleanup);
   const env = { NODE_DEBUG: 'esm', LIVEPATCH_INSTRUMENT: '*' };
