@@ -188,7 +188,11 @@ function noteTurnedDown(
       file,
       status: 'skipped',
       get reason() {
-        return why.reason;
+        try {
+          return why.reason;
+        } catch {
+          return 'not instrumented';
+        }
       },
     });
   } catch {}
