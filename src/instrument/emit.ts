@@ -58,6 +58,9 @@ export function functionEdits(f: FuncInfo, source: string, depth: number, edits:
         // The original text stays in place as a comment, so every line keeps its content.
         edits.push({ start: p.start, end: p.start, text: `${text}/*`, rank: 0 });
         edits.push({ start: p.end, end: p.end, text: '*/', rank: 0 });
+      } else if (rest) {
+        // Only the rest's target is replaced: `...` and what follows it stay as written (source-text.ts).
+        edits.push({ start: p.argument.start, end: p.argument.end, text: temp, rank: 0 });
       } else edits.push({ start: p.start, end: p.end, text, rank: 0 });
       const target = rest ? p.argument : p;
       parts.push(`${k}: ${source.slice(target.start, target.end).replace(/\r\n?|[\n\u2028\u2029]/g, ' ')}`);
@@ -68,14 +71,18 @@ export function functionEdits(f: FuncInfo, source: string, depth: number, edits:
   } else {
     args = node.params.map((p: N) => (p.type === 'RestElement' ? `...${p.argument.name}` : p.name));
   }
-  const forward = forwardOf(f, args);
+  // A concise arrow's temporary is named apart (`__lp$e`): it is how source-text.ts tells the block it writes from
+  // one the author wrote, when it gives a function's source text back as it was.
+  const concise = node.body.type !== 'BlockStatement';
+  const temp = concise ? '__lp$e' : '__lp$f';
+  const forward = forwardOf(f, args, temp);
   const m = slotObject(i);
   // A missing argument is `undefined` to the dispatcher, and it returns a function or `undefined`: the short
   // forms below are the same prologue in fewer bytes, which V8 scans at every start (abi.md §2).
   const call = scope !== undefined ? `${self ?? 'void 0'}, ${scope}` : (self ?? '');
-  const prologue = `if (${m}.f${i}) { const __lp$f = ${m}.r${i}(${call}); if (__lp$f) return ${forward}; }${moved}`;
+  const prologue = `if (${m}.f${i}) { const ${temp} = ${m}.r${i}(${call}); if (${temp}) return ${forward}; }${moved}`;
 
-  if (node.body.type !== 'BlockStatement') {
+  if (concise) {
     // A concise arrow body becomes a block on the same line; the parentheses keep `return` from ending early.
     const arrow = arrowEnd(source, node);
     edits.push({ start: arrow, end: arrow, text: ` { ${prologue} return (`, rank: depth });
@@ -83,20 +90,21 @@ export function functionEdits(f: FuncInfo, source: string, depth: number, edits:
     return;
   }
   let at = node.body.start + 1;
+  // One character before the prologue, always: a space, or the `;` a directive written without one needs.
   let lead = ' ';
   for (const s of node.body.body) {
     if (s.directive === undefined) break;
     at = s.end;
-    lead = source.charCodeAt(s.end - 1) === 59 ? ' ' : '; ';
+    lead = source.charCodeAt(s.end - 1) === 59 ? ' ' : ';';
   }
   edits.push({ start: at, end: at, text: lead + prologue, rank: depth });
 }
 
-function forwardOf(f: FuncInfo, args: string[]): string {
+function forwardOf(f: FuncInfo, args: string[], temp: string): string {
   const node = f.node;
-  if (f.kind === 'constructor') return 'Reflect.construct(__lp$f, arguments, new.target)';
+  if (f.kind === 'constructor') return `Reflect.construct(${temp}, arguments, new.target)`;
   let call: string;
-  if (f.isArrow) call = `__lp$f.call(this${args.map((a) => ', ' + a).join('')})`;
+  if (f.isArrow) call = `${temp}.call(this${args.map((a) => ', ' + a).join('')})`;
   else if (
     f.simpleParams &&
     !f.usesArguments &&
@@ -105,8 +113,8 @@ function forwardOf(f: FuncInfo, args: string[]): string {
     !f.paramNames.some((n) => f.scope.names.get(n)?.kind !== 'param')
   ) {
     // Explicit parameters: no `arguments` object on the unpatched path (prologue-bench.md).
-    call = `__lp$f.call(this${args.map((a) => ', ' + a).join('')})`;
-  } else call = '__lp$f.apply(this, arguments)';
+    call = `${temp}.call(this${args.map((a) => ', ' + a).join('')})`;
+  } else call = `${temp}.apply(this, arguments)`;
   return node.generator ? `yield* ${call}` : call;
 }
 

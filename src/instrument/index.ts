@@ -11,12 +11,13 @@ import type { InstrumentOptions, InstrumentResult, ModuleFormat, SymbolTable } f
 
 export type * from './types.js';
 export { isNotraceFile };
+export { originalSourceText } from './source-text.js';
 
 /**
  * Changes whenever the instrumenter's output for the same input may change; part of the loader's cache key
  * and of the slot object's unique key. `<ABI version>.<instrumenter revision>`.
  */
-export const INSTRUMENTER_VERSION = '2.1';
+export const INSTRUMENTER_VERSION = '2.2';
 
 interface Analyzed {
   parsed: Parsed;

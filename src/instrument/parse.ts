@@ -30,6 +30,28 @@ const FastParser = (Parser as unknown as { extend(...plugins: unknown[]): typeof
     },
 );
 
+/**
+ * Parses a fragment of code (a function's source text in a wrapper) as a script, else as a module (`import.meta`),
+ * with parentheses kept as nodes; undefined when it is neither.
+ */
+export function parseSnippet(code: string): any {
+  for (const sourceType of ['script', 'module'] as const) {
+    try {
+      // A fragment may use what its context declared or allowed: private names, `super`.
+      return FastParser.parse(code, {
+        ecmaVersion: 'latest',
+        sourceType,
+        preserveParens: true,
+        checkPrivateFields: false,
+        allowSuperOutsideMethod: true,
+      });
+    } catch {
+      // try the next way
+    }
+  }
+  return undefined;
+}
+
 /** Parses `source`; throws LivepatchError('EINSTRUMENT') naming the file and the position of a syntax error. */
 export function parseModule(source: string, format: ModuleFormat, file: string): Parsed {
   const notrace: number[] = [];

@@ -99,7 +99,7 @@ describe('instrument: edges', () => {
       lines[3] as string,
       /^const __lp\$m = \{ __lp\$u_[0-9a-f]{16}: 0, f0: false, r0: void 0 \};.* const x = 1;$/,
     );
-    assert.match(lines[5] as string, /^ {2}'use strict'; if \(__lp\$m\.f0\)/);
+    assert.match(lines[5] as string, /^ {2}'use strict';if \(__lp\$m\.f0\)/);
     const ex = evalCjs(code.replace(/^#!.*/, ''));
     const f = ex.f as () => unknown;
     assert.equal(f(), undefined, 'the function directive still makes it strict');

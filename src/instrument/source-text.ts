@@ -1,0 +1,192 @@
+// A function's source text as its author wrote it, from the instrumented text V8 holds: what
+// `Function.prototype.toString` returns under the loader (loader/source-text.ts), so that code which ships a
+// function elsewhere (`page.evaluate(fn)`, `new Worker(`(${fn})()`)`) or reads its parameter names sees no slot.
+//
+// Every edit emit.ts makes inside a function is undone here from the text alone, which holds all it needs:
+// - a prologue: one character (a space, or the `;` a directive without one needs), then `if (__lp$mC.fN) { const
+//   __lp$f = …; }`, then for moved parameters ` let {0: P0, …} = [__lp$p0, …];` — removed;
+// - a concise arrow's body: ` { PROLOGUE return (` after `=>` and `) }` after the expression, told from a block the
+//   author wrote by its temporary, `__lp$e` — removed;
+// - moved parameters: each replaced by its temporary (on one line; the original is P_k in the moved pattern) or
+//   followed by its original text in a comment (over several lines) — put back.
+// It is pure and never throws: text it does not recognise comes back unchanged.
+import { parseSnippet } from './parse.js';
+
+type N = any;
+
+interface Change {
+  start: number;
+  end: number;
+  text: string;
+}
+
+const SLOT_OBJECT = /^__lp\$m\d*$/;
+const FLAG = /^f\d+$/;
+const LINE_BREAKS = /\r\n?|[\n\u2028\u2029]/g;
+
+// How a function's text may be parsed: as an expression (functions, arrows, classes) inside a function (an arrow may
+// use `new.target`), else as a method of a class or of an object literal (V8 gives a method's text from its name,
+// or `get`/`async`/`*`, without `static`).
+const WRAPPERS: readonly (readonly [string, string])[] = [
+  ['(function () { return (', '\n) })'],
+  ['(class extends Object {', '\n})'],
+  ['({', '\n})'],
+];
+
+/**
+ * The source text the author wrote for an instrumented function, given what V8 returns for it; `text` itself when
+ * it holds no slot ABI (or is not a function's text at all). Never throws.
+ */
+export function originalSourceText(text: string): string {
+  if (!text.includes('__lp$')) return text;
+  try {
+    for (const [open, close] of WRAPPERS) {
+      const ast = parseSnippet(open + text + close);
+      if (ast === undefined) continue;
+      const changes: Change[] = [];
+      collect(ast, text, open.length, changes);
+      return changes.length === 0 ? text : apply(text, changes);
+    }
+  } catch {
+    // Anything unexpected leaves the text as V8 has it: wrong text would be worse than instrumented text.
+  }
+  return text;
+}
+
+function apply(text: string, changes: Change[]): string {
+  changes.sort((a, b) => a.start - b.start);
+  const out: string[] = [];
+  let pos = 0;
+  for (const c of changes) {
+    if (c.start < pos) throw new Error('overlapping changes');
+    out.push(text.slice(pos, c.start), c.text);
+    pos = c.end;
+  }
+  out.push(text.slice(pos));
+  return out.join('');
+}
+
+/** Walks every node; for each instrumented function, adds the changes that undo its edits (offsets into `text`). */
+function collect(root: N, text: string, shift: number, changes: Change[]): void {
+  const stack: N[] = [root];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (
+      (node.type === 'FunctionExpression' ||
+        node.type === 'FunctionDeclaration' ||
+        node.type === 'ArrowFunctionExpression') &&
+      node.body.type === 'BlockStatement'
+    ) {
+      undoFunction(node, text, shift, changes);
+    }
+    for (const key in node) {
+      const value = node[key];
+      if (Array.isArray(value)) {
+        for (const v of value)
+          if (v !== null && typeof v === 'object' && typeof v.type === 'string') stack.push(v);
+      } else if (
+        value !== null &&
+        typeof value === 'object' &&
+        typeof value.type === 'string' &&
+        key !== 'loc'
+      ) {
+        stack.push(value);
+      }
+    }
+  }
+}
+
+/** The prologue's temporary (`__lp$f`, or `__lp$e` in a concise arrow) when `s` is a prologue, else undefined. */
+function prologueTemp(s: N): string | undefined {
+  if (s?.type !== 'IfStatement' || s.alternate !== null) return undefined;
+  const t = s.test;
+  if (t.type !== 'MemberExpression' || t.computed || t.object.type !== 'Identifier') return undefined;
+  if (!SLOT_OBJECT.test(t.object.name) || t.property.type !== 'Identifier' || !FLAG.test(t.property.name)) {
+    return undefined;
+  }
+  const first = s.consequent.type === 'BlockStatement' ? s.consequent.body[0] : undefined;
+  const id = first?.type === 'VariableDeclaration' ? first.declarations[0]?.id : undefined;
+  return id?.type === 'Identifier' && (id.name === '__lp$f' || id.name === '__lp$e') ? id.name : undefined;
+}
+
+/** The original text of each moved parameter, from `let {0: P0, 1: P1} = [__lp$p0, __lp$p1];`, or undefined. */
+function movedPatterns(s: N, text: string, shift: number): string[] | undefined {
+  if (s?.type !== 'VariableDeclaration' || s.kind !== 'let' || s.declarations.length !== 1) return undefined;
+  const { id, init } = s.declarations[0];
+  if (id.type !== 'ObjectPattern' || init?.type !== 'ArrayExpression') return undefined;
+  if (id.properties.length !== init.elements.length) return undefined;
+  const parts: string[] = [];
+  for (let k = 0; k < id.properties.length; k++) {
+    const p = id.properties[k];
+    const temp = init.elements[k];
+    if (p.type !== 'Property' || p.computed || p.key.type !== 'Literal' || p.key.value !== k)
+      return undefined;
+    if (temp?.type !== 'Identifier' || (temp.name !== `__lp$p${k}` && temp.name !== '__lp$r'))
+      return undefined;
+    parts.push(text.slice(p.value.start - shift, p.value.end - shift));
+  }
+  return parts;
+}
+
+function undoFunction(fn: N, text: string, shift: number, changes: Change[]): void {
+  const body: N[] = fn.body.body;
+  let i = 0;
+  while (i < body.length && body[i].directive !== undefined) i++;
+  const prologue = body[i];
+  const temp = prologueTemp(prologue);
+  if (temp === undefined) return;
+  const moved = movedPatterns(body[i + 1], text, shift);
+  const at = (n: number) => n - shift;
+  if (temp === '__lp$e') {
+    // ` { PROLOGUE return (` … `) }`: the whole block is ours, the expression inside the parentheses the author's.
+    const ret = body[moved === undefined ? i + 1 : i + 2];
+    const paren = ret?.type === 'ReturnStatement' ? ret.argument : undefined;
+    if (fn.type !== 'ArrowFunctionExpression' || paren?.type !== 'ParenthesizedExpression') return;
+    if (text[at(fn.body.start) - 1] !== ' ' || body.length !== (moved === undefined ? 2 : 3)) return;
+    changes.push({ start: at(fn.body.start) - 1, end: at(paren.start) + 1, text: '' });
+    changes.push({ start: at(paren.end) - 1, end: at(fn.body.end), text: '' });
+  } else {
+    const lead = text[at(prologue.start) - 1];
+    if (lead !== ' ' && lead !== ';') return;
+    changes.push({
+      start: at(prologue.start) - 1,
+      end: at((moved === undefined ? prologue : body[i + 1]).end),
+      text: '',
+    });
+  }
+  if (moved !== undefined) undoMovedParams(fn, moved, text, shift, changes);
+}
+
+/** Puts each moved parameter's original text back in the parameter list. */
+function undoMovedParams(fn: N, moved: string[], text: string, shift: number, changes: Change[]): void {
+  const params: N[] = fn.params;
+  if (params.length !== moved.length) throw new Error('moved parameters do not match');
+  // Over several lines the original stays in place in a comment right after each temporary; its copy in the
+  // moved pattern is the same text joined onto one line.
+  const comments = params.map((p) => {
+    const end = p.end - shift;
+    if (!text.startsWith('/*', end)) return undefined;
+    const close = text.indexOf('*/', end + 2);
+    return close < 0 ? undefined : { end: close + 2, original: text.slice(end + 2, close) };
+  });
+  const multiLine = comments.every((c, k) => {
+    if (c === undefined) return false;
+    const joined = c.original.replace(LINE_BREAKS, ' ');
+    const part = moved[k] as string;
+    return params[k].type === 'RestElement'
+      ? joined.startsWith('...') && joined.endsWith(part)
+      : joined === part;
+  });
+  params.forEach((p, k) => {
+    const comment = comments[k];
+    if (multiLine && comment !== undefined) {
+      changes.push({ start: p.start - shift, end: comment.end, text: comment.original });
+    } else if (p.type === 'RestElement') {
+      changes.push({
+        start: p.argument.start - shift,
+        end: p.argument.end - shift,
+        text: moved[k] as string,
+      });
+    } else changes.push({ start: p.start - shift, end: p.end - shift, text: moved[k] as string });
+  });
+}
