@@ -33,6 +33,11 @@ export interface LoaderConfig {
    * too, and read the map files that modules point to, to compose them (otherwise only a map inline in the code is).
    */
   inlineMaps: boolean;
+  /**
+   * What `Function.prototype.toString` gives for an instrumented function: the text as written (the default), or
+   * V8's, prologues and all (`LIVEPATCH_SOURCE_TEXT=instrumented`). See source-text.ts.
+   */
+  sourceText: 'original' | 'instrumented';
 }
 
 // dist/src/loader/config.js → the package root is three levels up.
@@ -100,6 +105,13 @@ function cacheDirFor(appRoot: string, env: NodeJS.ProcessEnv): { dir: string | n
   return { dir: join(tmpdir(), `livepatch-cache-${uid}`), shared: true };
 }
 
+function sourceTextSetting(value: string | undefined): LoaderConfig['sourceText'] {
+  if (value === undefined || value === '' || value === 'original') return 'original';
+  if (value === 'instrumented') return 'instrumented';
+  warn(`ignoring LIVEPATCH_SOURCE_TEXT='${value}': expected 'original' or 'instrumented'`);
+  return 'original';
+}
+
 /** Reads the configuration for this process. Warns (once per problem) about malformed settings; never throws. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoaderConfig {
   const appRoot = findAppRoot(process.argv[1], process.cwd());
@@ -117,5 +129,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoaderConfig {
     cacheDirShared: cache.shared,
     // Node reads source maps when they are on, and for coverage (NODE_V8_COVERAGE) even when they are not.
     inlineMaps: process.sourceMapsEnabled || Boolean(env.NODE_V8_COVERAGE),
+    sourceText: sourceTextSetting(env.LIVEPATCH_SOURCE_TEXT),
   };
 }

@@ -12,6 +12,7 @@ import type { LoaderHandle } from './handle.js';
 import { installSyncHooks, selfResolution } from './hooks-sync.js';
 import { lazyInstrumenter } from './instrumenter.js';
 import { debug } from './log.js';
+import { installSourceText } from './source-text.js';
 import { distrustCache, type TransformContext } from './transform.js';
 
 /**
@@ -57,6 +58,7 @@ export async function installLoader(
     nodeModule.register(new URL('./hooks-async.js', import.meta.url), { data, transferList: [port2] });
   }
   installCompileHook(ctx, kind !== 'sync');
+  if (config.sourceText === 'original') installSourceText(ctx.instrumenter.sourceText);
   debug(`hooks '${kind}'+compile; app root '${config.appRoot}'; cache '${ctx.cache?.dir ?? 'off'}'`);
   return config;
 }

@@ -14,10 +14,13 @@ export interface Instrumenter {
   version: string;
   /** Loads the code now, asynchronously, where a later synchronous load would be refused (features.ts). */
   preload(): Promise<void>;
+  /** A function's source text as written, from the instrumented text V8 holds (instrument/source-text.ts). */
+  sourceText(text: string): string;
 }
 
 interface InstrumentModule {
   instrument(source: string, options: InstrumentOptions): InstrumentResult;
+  originalSourceText(text: string): string;
   INSTRUMENTER_VERSION: string;
 }
 
@@ -86,6 +89,7 @@ export function lazyInstrumenter(onLoad?: (realVersion: string) => void): Instru
     onLoad?.(mod.INSTRUMENTER_VERSION);
   };
   const instrument = (s: string, o: InstrumentOptions) => load().instrument(s, o);
+  const sourceText = (text: string) => load().originalSourceText(text);
   // The version is written some other way now: load at once rather than guess a cache key.
-  return { instrument, version: version ?? load().INSTRUMENTER_VERSION, preload };
+  return { instrument, version: version ?? load().INSTRUMENTER_VERSION, preload, sourceText };
 }

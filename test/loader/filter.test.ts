@@ -89,6 +89,7 @@ test('decide: defaults, package.json list then env, last rule wins, never livepa
     cacheDir: null,
     cacheDirShared: false,
     inlineMaps: false,
+    sourceText: 'original',
   });
   const yes = (file: string, c: LoaderConfig) =>
     decide(join(p.dir, file), moduleIdentity(join(p.dir, file)), c).instrument;
@@ -135,6 +136,7 @@ test('a module turned down by its path alone costs no package name until its rea
     cacheDir: null,
     cacheDirShared: false,
     inlineMaps: false,
+    sourceText: 'original',
   });
   const file = join(p.dir, 'node_modules/qs/index.js');
   let reads = 0;
