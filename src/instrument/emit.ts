@@ -32,8 +32,26 @@ const ESCAPES: Record<string, string> = {
   '\u2029': '\\u2029',
 };
 
+/**
+ * Whether `f` can run before its module's header has: in an ES module, a top-level function declaration is created
+ * when the module is instantiated, and a module of its import cycle may call it before this module evaluates, as
+ * may anything it calls; so may the functions nested in it. In CommonJS nothing runs before the header.
+ */
+export function runsBeforeHeader(f: FuncInfo, format: 'module' | 'commonjs'): boolean {
+  if (format !== 'module') return false;
+  let top = f;
+  while (top.parentFn !== null) top = top.parentFn;
+  return top.node.type === 'FunctionDeclaration' && top.outerScope.kind === 'module';
+}
+
 /** The prologue edits of one function. */
-export function functionEdits(f: FuncInfo, source: string, depth: number, edits: Edit[]): void {
+export function functionEdits(
+  f: FuncInfo,
+  source: string,
+  depth: number,
+  edits: Edit[],
+  format: 'module' | 'commonjs',
+): void {
   const node = f.node;
   const i = f.index;
   // `void 0`, never `undefined`: old code names a parameter `undefined` (`function (window, undefined) {…}`).
@@ -80,7 +98,12 @@ export function functionEdits(f: FuncInfo, source: string, depth: number, edits:
   // A missing argument is `undefined` to the dispatcher, and it returns a function or `undefined`: the short
   // forms below are the same prologue in fewer bytes, which V8 scans at every start (abi.md §2).
   const call = scope !== undefined ? `${self ?? 'void 0'}, ${scope}` : (self ?? '');
-  const prologue = `if (${m}.f${i}) { const ${temp} = ${m}.r${i}(${call}); if (${temp}) return ${forward}; }${moved}`;
+  // Before the header has run, `__lp$m` is in its temporal dead zone: such a function reads its slot under a
+  // `try`, and runs as written until its module has evaluated (abi.md §2). The dispatcher never throws, so the
+  // catch catches that ReferenceError alone; the forwarded call is outside it.
+  const prologue = runsBeforeHeader(f, format)
+    ? `let ${temp}; try { ${temp} = ${m}.f${i} && ${m}.r${i}(${call}); } catch {} if (${temp}) return ${forward};${moved}`
+    : `if (${m}.f${i}) { const ${temp} = ${m}.r${i}(${call}); if (${temp}) return ${forward}; }${moved}`;
 
   if (concise) {
     // A concise arrow body becomes a block on the same line; the parentheses keep `return` from ending early.

@@ -100,7 +100,7 @@ export function instrument(source: string, opts: InstrumentOptions): InstrumentR
   }
   const { parsed, analysis, slots, table } = analyze(source, opts.format, opts.file);
   const edits: Edit[] = [];
-  for (const f of slots) functionEdits(f, source, depthOf(f), edits);
+  for (const f of slots) functionEdits(f, source, depthOf(f), edits, opts.format);
   const uniqueKey = createHash('sha256')
     .update(`${INSTRUMENTER_VERSION}\0${opts.id}\0${opts.hash}\0${opts.file}`)
     .digest('hex')

@@ -4,7 +4,8 @@
 //
 // Every edit emit.ts makes inside a function is undone here from the text alone, which holds all it needs:
 // - a prologue: one character (a space, or the `;` a directive without one needs), then `if (__lp$mC.fN) { const
-//   __lp$f = …; }`, then for moved parameters ` let {0: P0, …} = [__lp$p0, …];` — removed;
+//   __lp$f = …; }` (or, in a function that may run before its module's header, `let __lp$f; try {…} catch {} if
+//   (__lp$f) return …;`), then for moved parameters ` let {0: P0, …} = [__lp$p0, …];` — removed;
 // - a concise arrow's body: ` { PROLOGUE return (` after `=>` and `) }` after the expression, told from a block the
 //   author wrote by its temporary, `__lp$e` — removed;
 // - moved parameters: each replaced by its temporary (on one line; the original is P_k in the moved pattern) or
@@ -96,17 +97,51 @@ function collect(root: N, text: string, shift: number, changes: Change[]): void 
   }
 }
 
-/** The prologue's temporary (`__lp$f`, or `__lp$e` in a concise arrow) when `s` is a prologue, else undefined. */
-function prologueTemp(s: N): string | undefined {
-  if (s?.type !== 'IfStatement' || s.alternate !== null) return undefined;
-  const t = s.test;
-  if (t.type !== 'MemberExpression' || t.computed || t.object.type !== 'Identifier') return undefined;
-  if (!SLOT_OBJECT.test(t.object.name) || t.property.type !== 'Identifier' || !FLAG.test(t.property.name)) {
+const TEMPS = new Set(['__lp$f', '__lp$e']);
+
+/** True when `e` is `__lp$mC.fN`. */
+function isFlag(e: N): boolean {
+  return (
+    e?.type === 'MemberExpression' &&
+    !e.computed &&
+    e.object.type === 'Identifier' &&
+    SLOT_OBJECT.test(e.object.name) &&
+    e.property.type === 'Identifier' &&
+    FLAG.test(e.property.name)
+  );
+}
+
+/**
+ * The prologue starting at `body[i]`: its temporary (`__lp$f`, or `__lp$e` in a concise arrow) and the index of its
+ * last statement; undefined when there is none. Two shapes (emit.ts): `if (__lp$m.fN) { const T = …; if (T) return
+ * …; }`, and for a function that may run before its module's header, `let T; try { T = __lp$m.fN && …; } catch {}
+ * if (T) return …;`.
+ */
+function prologueAt(body: N[], i: number): { temp: string; last: number } | undefined {
+  const s = body[i];
+  if (s?.type === 'IfStatement') {
+    if (s.alternate !== null || !isFlag(s.test)) return undefined;
+    const first = s.consequent.type === 'BlockStatement' ? s.consequent.body[0] : undefined;
+    const id = first?.type === 'VariableDeclaration' ? first.declarations[0]?.id : undefined;
+    return id?.type === 'Identifier' && TEMPS.has(id.name) ? { temp: id.name, last: i } : undefined;
+  }
+  if (s?.type !== 'VariableDeclaration' || s.kind !== 'let' || s.declarations.length !== 1) return undefined;
+  const { id, init } = s.declarations[0];
+  if (id.type !== 'Identifier' || !TEMPS.has(id.name) || init !== null) return undefined;
+  const attempt = body[i + 1];
+  const assign = attempt?.type === 'TryStatement' ? attempt.block.body[0]?.expression : undefined;
+  if (
+    assign?.type !== 'AssignmentExpression' ||
+    assign.left.type !== 'Identifier' ||
+    assign.left.name !== id.name
+  ) {
     return undefined;
   }
-  const first = s.consequent.type === 'BlockStatement' ? s.consequent.body[0] : undefined;
-  const id = first?.type === 'VariableDeclaration' ? first.declarations[0]?.id : undefined;
-  return id?.type === 'Identifier' && (id.name === '__lp$f' || id.name === '__lp$e') ? id.name : undefined;
+  if (assign.right.type !== 'LogicalExpression' || !isFlag(assign.right.left)) return undefined;
+  const check = body[i + 2];
+  if (check?.type !== 'IfStatement' || check.test.type !== 'Identifier' || check.test.name !== id.name)
+    return undefined;
+  return { temp: id.name, last: i + 2 };
 }
 
 /** The original text of each moved parameter, from `let {0: P0, 1: P1} = [__lp$p0, __lp$p1];`, or undefined. */
@@ -132,27 +167,23 @@ function undoFunction(fn: N, text: string, shift: number, changes: Change[]): vo
   const body: N[] = fn.body.body;
   let i = 0;
   while (i < body.length && body[i].directive !== undefined) i++;
-  const prologue = body[i];
-  const temp = prologueTemp(prologue);
-  if (temp === undefined) return;
-  const moved = movedPatterns(body[i + 1], text, shift);
+  const prologue = prologueAt(body, i);
+  if (prologue === undefined) return;
+  const moved = movedPatterns(body[prologue.last + 1], text, shift);
+  const last = moved === undefined ? prologue.last : prologue.last + 1;
   const at = (n: number) => n - shift;
-  if (temp === '__lp$e') {
+  if (prologue.temp === '__lp$e') {
     // ` { PROLOGUE return (` … `) }`: the whole block is ours, the expression inside the parentheses the author's.
-    const ret = body[moved === undefined ? i + 1 : i + 2];
+    const ret = body[last + 1];
     const paren = ret?.type === 'ReturnStatement' ? ret.argument : undefined;
     if (fn.type !== 'ArrowFunctionExpression' || paren?.type !== 'ParenthesizedExpression') return;
-    if (text[at(fn.body.start) - 1] !== ' ' || body.length !== (moved === undefined ? 2 : 3)) return;
+    if (text[at(fn.body.start) - 1] !== ' ' || body.length !== last + 2) return;
     changes.push({ start: at(fn.body.start) - 1, end: at(paren.start) + 1, text: '' });
     changes.push({ start: at(paren.end) - 1, end: at(fn.body.end), text: '' });
   } else {
-    const lead = text[at(prologue.start) - 1];
+    const lead = text[at(body[i].start) - 1];
     if (lead !== ' ' && lead !== ';') return;
-    changes.push({
-      start: at(prologue.start) - 1,
-      end: at((moved === undefined ? prologue : body[i + 1]).end),
-      text: '',
-    });
+    changes.push({ start: at(body[i].start) - 1, end: at(body[last].end), text: '' });
   }
   if (moved !== undefined) undoMovedParams(fn, moved, text, shift, changes);
 }

@@ -13,8 +13,12 @@ import { fixture, repoRoot } from '../helpers.js';
 type N = any;
 
 const SLOT_TEST = /^__lp\$m\d*$/;
+// A prologue's statements that hold functions (SCOPE accessors): its `if`, or the `try` of its early form.
 const isPrologue = (s: N) =>
-  s.type === 'IfStatement' && s.test.type === 'MemberExpression' && SLOT_TEST.test(s.test.object.name ?? '');
+  (s.type === 'IfStatement' &&
+    s.test.type === 'MemberExpression' &&
+    SLOT_TEST.test(s.test.object.name ?? '')) ||
+  (s.type === 'TryStatement' && /^__lp\$[fe]$/.test(s.block.body[0]?.expression?.left?.name ?? ''));
 // The module header's statements: slot objects, the facade over them, the registry and its registerModule call.
 const isHeader = (s: N) =>
   (s.type === 'VariableDeclaration' &&
@@ -130,6 +134,12 @@ describe('originalSourceText', () => {
     [
       'import.meta in a module',
       'export const f = () => import.meta.url;\nexport function g() { return import.meta.url }',
+      'module',
+    ],
+    [
+      "an ES module's hoisted functions (their prologue's early form), with nested concise and moved arrows",
+      "export function f(a) { 'use strict'\n  return [(x) => x + a, ({ y } = {}) => y, (z) => { return (z) }]; }\n" +
+        'export default function () { function inner() { return 1 } return inner }\nfunction* g() { yield 1 }',
       'module',
     ],
     ['hashbang and CommonJS', '#!/usr/bin/env node\nmodule.exports = function named(x) { return x }'],
