@@ -36,6 +36,21 @@ for (const hooks of paths) {
     assert.equal(r.lp?.hashes['shop/src/lib.js'], sha(lib));
   });
 
+  test(`ESM import cycle: a hoisted function called before its module evaluates runs, as without the loader${label}`, async (t) => {
+    const p = tmpProject({
+      'package.json': pkg,
+      // main.js imports b.js, which calls main.js's helper before main.js has started evaluating.
+      'src/main.js': `import { fromB } from './b.js';\nexport function helper(x) { return [x].map((y) => y * 2)[0]; }\nconsole.log('fromB', fromB, helper(1));\n${REPORT}`,
+      'src/b.js': "import { helper } from './main.js';\nexport const fromB = helper(21);\n",
+    });
+    t.after(p.cleanup);
+    const r = await runApp(p.dir, ['src/main.js'], hooks);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /^fromB 42 2$/m);
+    assert.deepEqual(r.warnings, []);
+    assert.deepEqual(r.lp?.modules, ['shop/src/b.js', 'shop/src/main.js']);
+  });
+
   test(`mixed: ESM imports CommonJS, CommonJS requires ESM; each registers exactly once${label}`, async (t) => {
     const p = tmpProject({
       'package.json': JSON.stringify({ name: 'mix' }),
