@@ -106,10 +106,10 @@ for (const node of nodes) {
     for (let i = 0; i < microProcs; i++) {
       for (const w of workloads) {
         let r = runSuite(node, 'micro.mjs', ['--workload', w]);
-        // V8 on Node 24 sometimes keeps the tiny loop of the second module a process loads in a ~13x slower tier
-        // for the process's whole life — an uninstrumented copy of the original as the second module does it too
-        // (BENCHMARKS.md, "Noise in the micro table"). Such a process measures V8's tiering, not the prologue:
-        // it is run again (at most 3 times), and the medians it had are shown beside the table.
+        // V8 on Node 24 may keep a tiny loop in a ~13x slower tier for the process's whole life; micro.mjs runs
+        // both variants alike from the first call, which avoids it (BENCHMARKS.md, "Node 24 and Maglev"). A
+        // process that still lands there measures V8's tiering, not the prologue: it is run again (at most 3
+        // times), and the medians it had are shown beside the table.
         for (let k = 0; k < 3 && r !== undefined && isTierOutlier(r); k++) {
           reruns[w].push(r.ratio.median);
           r = runSuite(node, 'micro.mjs', ['--workload', w]);
