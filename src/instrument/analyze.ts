@@ -29,6 +29,19 @@ interface FuncOptions {
 }
 
 /** The CommonJS wrapper's parameters: bindings of every CommonJS module. */
+
+/** Why the functions of an asm.js module (`'use asm'`) are not instrumented. */
+export const ASM_MODULE = "asm.js module ('use asm'), left as written so that V8 still compiles it as asm.js";
+
+function isAsmModule(node: N): boolean {
+  if (node.body.type !== 'BlockStatement') return false;
+  for (const s of node.body.body) {
+    if (s.directive === undefined) return false;
+    if (s.directive === 'use asm') return true;
+  }
+  return false;
+}
+
 export const COMMONJS_BINDINGS = ['exports', 'require', 'module', '__filename', '__dirname'];
 
 export interface Analysis {
@@ -134,6 +147,9 @@ export class Analyzer {
     const start = node.start as number;
     f.line = this.lineOf(start);
     this.checkNotrace(f, opts.head ?? start);
+    // An asm.js module is compiled as asm.js only if it is exactly asm.js: a prologue anywhere in it would make V8
+    // run it as ordinary JavaScript, with the same results at a different speed. It is left as written.
+    if ((parent !== null && parent.refused === ASM_MODULE) || isAsmModule(node)) f.refused = ASM_MODULE;
     this.funcs.push(f);
 
     for (const p of node.params) {

@@ -1,10 +1,12 @@
 // The instrumenter's edges: errors, notrace, directives and hashbangs, line preservation, refusals, big modules.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import vm from 'node:vm';
+import { ASM_MODULE } from '../../src/instrument/analyze.js';
 import { INSTRUMENTER_VERSION, instrument, isNotraceFile, symbolTable } from '../../src/instrument/index.js';
 import type { ModuleFormat } from '../../src/instrument/types.js';
 import { isLivepatchError } from '../../src/errors.js';
@@ -263,6 +265,35 @@ const g = (x, ...rest) => rest;`;
     slots.r0 = () => () => 'patched';
     slots.f0 = true;
     assert.equal(instr.a(), 'patched');
+  });
+
+  it('leaves an asm.js module as written, listed as not patchable, so that V8 still compiles it as asm.js', (t) => {
+    const asm =
+      'function Mod(stdlib, foreign, heap) { "use asm"; function add(a, b) { a = a | 0; b = b | 0; ' +
+      'return (a + b) | 0; } return { add: add }; }';
+    const src = `${asm}\nfunction plain(x) { return x; }\nmodule.exports = { Mod, plain };`;
+    const { code, symbols } = run(src);
+    assert.ok(code.includes(asm), 'the asm.js module is unchanged');
+    assert.deepEqual(
+      symbols.funcs.map((f) => f.name),
+      ['plain'],
+    );
+    assert.deepEqual(
+      symbols.unpatchable.map((u) => [u.name, u.reason]),
+      [
+        ['Mod', ASM_MODULE],
+        ['Mod>add', ASM_MODULE],
+      ],
+    );
+    // V8's own word (a runtime function of its test suite): the instrumented file's module is asm.js code.
+    const project = tmpProject({
+      'asm.js': `${code}\nconsole.log(module.exports.Mod(globalThis).add(2, 3), %IsAsmWasmCode(module.exports.Mod));\n`,
+    });
+    t.after(project.cleanup);
+    const r = spawnSync(process.execPath, ['--allow-natives-syntax', join(project.dir, 'asm.js')], {
+      encoding: 'utf8',
+    });
+    assert.equal(r.stdout.trim(), '5 true', r.stderr);
   });
 
   it('gives SELF for nested declarations only where it costs no new heap context', () => {
