@@ -165,10 +165,14 @@ export async function runSuite(
 ): Promise<SuiteResult> {
   const files = testFiles(p, pkgDir);
   if (files.length === 0) throw new Error(`no test files for ${p.name} in ${pkgDir}/${p.testDir}`);
+  if (p.runner === 'node' && files.length !== 1)
+    throw new Error(`${p.name}: a 'node' runner runs one script`);
   const args =
     p.runner === 'tape'
       ? [join(dir, 'node_modules/tape/bin/tape'), ...files]
-      : ['--test', '--test-reporter=tap', ...files];
+      : p.runner === 'node'
+        ? files
+        : ['--test', '--test-reporter=tap', ...files];
   const work = mkdtempSync(join(tmpdir(), 'lp-realworld-'));
   const probeOut = join(work, 'probe.jsonl');
   const env = cleanEnv({
@@ -189,11 +193,22 @@ export async function runSuite(
       const all = [...output.matchAll(re)];
       return Number(all.at(-1)?.[1] ?? 0);
     };
-    const failures = output
-      .split('\n')
-      .filter((l) => /^\s*not ok \d+/.test(l))
-      .map((l) => l.trim().replace(/^not ok \d+\s*-?\s*/, ''))
-      .sort();
+    // A plain script has one result, its exit; its failure is named by the error it printed.
+    const script = p.runner === 'node';
+    const failures = script
+      ? code === 0
+        ? []
+        : [
+            output
+              .split('\n')
+              .find((l) => /Error\b/.test(l))
+              ?.trim() ?? `exit ${code}`,
+          ]
+      : output
+          .split('\n')
+          .filter((l) => /^\s*not ok \d+/.test(l))
+          .map((l) => l.trim().replace(/^not ok \d+\s*-?\s*/, ''))
+          .sort();
     const lines = existsSync(probeOut)
       ? readFileSync(probeOut, 'utf8')
           .split('\n')
@@ -202,8 +217,8 @@ export async function runSuite(
       : [];
     return {
       exitCode: code,
-      pass: lastNumber(/^# pass\s+(\d+)/gm),
-      fail: lastNumber(/^# fail\s+(\d+)/gm),
+      pass: script ? Number(code === 0) : lastNumber(/^# pass\s+(\d+)/gm),
+      fail: script ? Number(code !== 0) : lastNumber(/^# fail\s+(\d+)/gm),
       failures,
       modules: lines.reduce((n, l) => n + l.modules.length, 0),
       funcs: lines.reduce((n, l) => n + l.modules.reduce((m, x) => m + Math.max(0, x.funcs), 0), 0),

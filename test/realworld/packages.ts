@@ -5,8 +5,11 @@ export interface RealPackage {
   name: string;
   /** Exact version fetched with `npm pack`; pinned so results are comparable run to run. */
   version: string;
-  /** How the package runs its tests (its own `test` script, without lint, coverage or type tests). */
-  runner: 'tape' | 'node-test';
+  /**
+   * How the package runs its tests (its own `test` script, without lint, coverage or type tests): tape, node:test,
+   * or `node` running one script of plain `assert`s (it passes by exiting 0).
+   */
+  runner: 'tape' | 'node-test' | 'node';
   /** Test files, as a directory inside the package and a file-name suffix (what its glob selects). */
   testDir: string;
   testSuffix: string;
@@ -24,6 +27,8 @@ export interface RealPackage {
    * expression over `pkg` (the package's main export) that reaches it.
    */
   patch: { module: string; func: string; call: string };
+  /** The suite asserts functions' source text: it must fail when toString shows the prologues (a check of the check). */
+  readsSourceText?: boolean;
 }
 
 export const packages: RealPackage[] = [
@@ -97,6 +102,24 @@ export const packages: RealPackage[] = [
       module: '@fastify/proxy-addr/index.js',
       func: 'compile',
       call: "typeof pkg.compile('loopback')",
+    },
+  },
+  {
+    // Its test asserts the exact source text of a function it serialises: under the loader that text must be the
+    // one the author wrote (docs/loader.md, Function source text).
+    name: 'tosource',
+    version: '1.0.0',
+    runner: 'node',
+    testDir: '.',
+    testSuffix: 'test.js',
+    testDeps: [],
+    script: 'node test.js',
+    ci: true,
+    readsSourceText: true,
+    patch: {
+      module: 'tosource/tosource.js',
+      func: 'module.exports>walk',
+      call: "pkg({ a: [1, 'b'], f: function (x) { return x } })",
     },
   },
   {

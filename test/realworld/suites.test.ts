@@ -48,6 +48,22 @@ for (const p of selected) {
     assert.ok(own.length > 0, `none of ${p.name}'s own modules registered (got ${inst.ids.join(', ')})`);
   });
 
+  if (p.readsSourceText === true) {
+    test(`${p.name}@${p.version}: its suite fails when toString shows the prologues (LIVEPATCH_SOURCE_TEXT=instrumented)`, async (t) => {
+      const prep = preparePackage(p);
+      if (!prep.ok) {
+        t.skip(prep.skip);
+        return;
+      }
+      const raw = await runSuite(p, prep.dir, prep.pkgDir, {
+        instrument: true,
+        env: { LIVEPATCH_SOURCE_TEXT: 'instrumented' },
+      });
+      assert.ok(raw.funcs > 0, 'no function was instrumented');
+      assert.ok(raw.fail > 0, `the suite passed with V8's instrumented text:\n${raw.output.slice(-2000)}`);
+    });
+  }
+
   test(`${p.name}@${p.version}: '${p.patch.func}' in '${p.patch.module}' patched through the runtime`, async (t) => {
     const prep = preparePackage(p);
     if (!prep.ok) {
