@@ -10,16 +10,12 @@
 //   author wrote by its temporary, `__lp$e` — removed;
 // - moved parameters: each replaced by its temporary (on one line; the original is P_k in the moved pattern) or
 //   followed by its original text in a comment (over several lines) — put back.
-// It is pure and never throws: text it does not recognise comes back unchanged.
+// It is pure and never throws: text it does not recognise comes back unchanged. Most texts are answered without a
+// parser (source-text-quick.ts); this file parses the rest with acorn.
 import { parseSnippet } from './parse.js';
+import { applyChanges, quickSourceText, type Change } from './source-text-quick.js';
 
 type N = any;
-
-interface Change {
-  start: number;
-  end: number;
-  text: string;
-}
 
 const SLOT_OBJECT = /^__lp\$m\d*$/;
 const FLAG = /^f\d+$/;
@@ -41,30 +37,19 @@ const WRAPPERS: readonly (readonly [string, string])[] = [
 export function originalSourceText(text: string): string {
   if (!text.includes('__lp$')) return text;
   try {
+    const quick = quickSourceText(text);
+    if (quick !== undefined) return quick;
     for (const [open, close] of WRAPPERS) {
       const ast = parseSnippet(open + text + close);
       if (ast === undefined) continue;
       const changes: Change[] = [];
       collect(ast, text, open.length, changes);
-      return changes.length === 0 ? text : apply(text, changes);
+      return changes.length === 0 ? text : applyChanges(text, changes);
     }
   } catch {
     // Anything unexpected leaves the text as V8 has it: wrong text would be worse than instrumented text.
   }
   return text;
-}
-
-function apply(text: string, changes: Change[]): string {
-  changes.sort((a, b) => a.start - b.start);
-  const out: string[] = [];
-  let pos = 0;
-  for (const c of changes) {
-    if (c.start < pos) throw new Error('overlapping changes');
-    out.push(text.slice(pos, c.start), c.text);
-    pos = c.end;
-  }
-  out.push(text.slice(pos));
-  return out.join('');
 }
 
 /** Walks every node; for each instrumented function, adds the changes that undo its edits (offsets into `text`). */

@@ -12,6 +12,7 @@ import type { LoaderHandle } from './handle.js';
 import { installSyncHooks, selfResolution } from './hooks-sync.js';
 import { lazyInstrumenter } from './instrumenter.js';
 import { debug } from './log.js';
+import { quickSourceText } from '../instrument/source-text-quick.js';
 import { installSourceText } from './source-text.js';
 import { distrustCache, type TransformContext } from './transform.js';
 
@@ -58,7 +59,10 @@ export async function installLoader(
     nodeModule.register(new URL('./hooks-async.js', import.meta.url), { data, transferList: [port2] });
   }
   installCompileHook(ctx, kind !== 'sync');
-  if (config.sourceText === 'original') installSourceText(ctx.instrumenter.sourceText);
+  if (config.sourceText === 'original') {
+    // Most texts are answered without the instrumenter (and acorn), which loads only for the rest.
+    installSourceText((text) => quickSourceText(text) ?? ctx.instrumenter.sourceText(text));
+  }
   debug(`hooks '${kind}'+compile; app root '${config.appRoot}'; cache '${ctx.cache?.dir ?? 'off'}'`);
   return config;
 }

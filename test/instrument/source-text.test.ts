@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Parser } from 'acorn';
 import { instrument, originalSourceText } from '../../src/instrument/index.js';
+import { quickSourceText } from '../../src/instrument/source-text-quick.js';
 import type { ModuleFormat } from '../../src/instrument/types.js';
 import { fixture, repoRoot } from '../helpers.js';
 
@@ -77,15 +78,28 @@ function formatOf(file: string, source: string): ModuleFormat | undefined {
   });
 }
 
-/** Instruments `source` and checks every function's text against the original's; returns how many were checked. */
+/** Functions that the parser-free path gave back, out of all instrumented ones, over every roundTrip so far. */
+const quick = { hits: 0, of: 0 };
+
+/**
+ * Instruments `source` and checks every function's text against the original's — through originalSourceText, and
+ * through the parser-free path wherever it answers; returns how many were checked.
+ */
 function roundTrip(source: string, format: ModuleFormat, label: string): number {
   const out = instrument(source, { id: 'p/m.js', hash: 'a'.repeat(64), file: '/tmp/m.js', format });
   const want = functionTexts(source, format, false);
   const got = functionTexts(out.code, format, true);
   assert.equal(got.length, want.length, `${label}: the same functions in both`);
-  want.forEach((text, k) =>
-    assert.equal(originalSourceText(got[k] as string), text, `${label}: function ${k}`),
-  );
+  want.forEach((text, k) => {
+    const instrumented = got[k] as string;
+    assert.equal(originalSourceText(instrumented), text, `${label}: function ${k}`);
+    if (instrumented === text) return;
+    const fast = quickSourceText(instrumented);
+    quick.of++;
+    if (fast === undefined) return;
+    quick.hits++;
+    assert.equal(fast, text, `${label}: function ${k}, without the parser`);
+  });
   return want.length;
 }
 
@@ -188,6 +202,8 @@ describe('originalSourceText', () => {
       functions += roundTrip(source, format ?? 'commonjs', file);
     }
     assert.ok(files.length > 60 && functions > 1000, `${files.length} files, ${functions} functions`);
+    // Most functions need no parser (moved parameters, and strings in a concise arrow's body, do).
+    assert.ok(quick.hits > 0.8 * quick.of, `the parser-free path answered ${quick.hits} of ${quick.of}`);
   });
 
   it('leaves alone text that holds no slot, and text it cannot read, without throwing', () => {
