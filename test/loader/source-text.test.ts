@@ -99,6 +99,39 @@ test('under the loader, instrumented functions give their text as written, in ev
   );
 });
 
+test('on a warm start, a text the parser-free path answers does not load the instrumenter; one it cannot does', async (t) => {
+  const p = tmpProject({
+    'package.json': JSON.stringify({ name: 'di' }),
+    'plain.cjs': `class Service { constructor(repo, log) { this.repo = repo; this.log = log; } run() { return [1].map((x) => x * 2); } }
+console.log('OUT ' + JSON.stringify(String(Service)));
+`,
+    'moved.cjs': `const handler = ({ id }, ...rest) => id + rest.length;
+console.log('OUT ' + JSON.stringify(String(handler)));
+`,
+  });
+  t.after(p.cleanup);
+  const start = async (file: string) => {
+    const child = spawnNode(['--import', registerEntry, file], {
+      cwd: p.dir,
+      env: cleanEnv(p.dir, { NODE_DEBUG: 'livepatch' }),
+    });
+    t.after(() => child.kill());
+    assert.equal(await child.exited, 0, child.stderr());
+    return {
+      text: JSON.parse(/^OUT (.*)$/m.exec(child.stdout())?.[1] ?? 'null') as string,
+      loaded: /instrumenter loaded/.test(child.stderr()),
+    };
+  };
+  for (const file of ['plain.cjs', 'moved.cjs']) await start(file); // fills the cache
+  const plain = await start('plain.cjs');
+  assert.match(plain.text, /^class Service \{ constructor\(repo, log\) \{ this\.repo = repo;/);
+  assert.ok(!plain.text.includes('__lp$'), plain.text);
+  assert.equal(plain.loaded, false, 'the instrumenter was loaded for a text that needs no parser');
+  const moved = await start('moved.cjs');
+  assert.equal(moved.text, '({ id }, ...rest) => id + rest.length');
+  assert.equal(moved.loaded, true, 'moved parameters are put back by the parser');
+});
+
 test('toString is wrapped once per thread, and a failing inverse keeps the text V8 has', (t) => {
   const descriptor = Object.getOwnPropertyDescriptor(Function.prototype, 'toString') as PropertyDescriptor;
   const key = Symbol.for('livepatch.sourceText');
