@@ -4,7 +4,6 @@
 import { lstatSync, mkdirSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import type { KeyObject } from 'node:crypto';
-import { isMainThread } from 'node:worker_threads';
 import type { ControlState } from './commands.js';
 import {
   checkPrivateDir,
@@ -20,6 +19,7 @@ import { listenControl, type Handlers } from './server.js';
 import type { ControlTarget } from './target.js';
 import { isLivepatchError } from '../errors.js';
 import { getRuntime } from '../runtime/index.js';
+import { isMainThread } from '../loader/thread.js';
 
 let started: Promise<void> | undefined;
 
@@ -60,7 +60,7 @@ export function startControl(): Promise<void> {
 
 async function start(): Promise<void> {
   // One control server per process: a worker thread shares the pid, and its socket would replace ours.
-  if (!isMainThread) return;
+  if (!isMainThread()) return;
   const env = process.env;
   const dir = controlDir(env);
   try {

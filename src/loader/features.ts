@@ -3,7 +3,9 @@ import * as nodeModule from 'node:module';
 
 const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
 const atLeast = (maj: number, min: number) => major > maj || (major === maj && minor >= min);
-const has = (name: string) => typeof (nodeModule as unknown as Record<string, unknown>)[name] === 'function';
+// Each read as `nodeModule.name`: the bundle takes exactly the names read so off node:module (scripts/bundle.mjs).
+type Optional = { registerHooks?: unknown; register?: unknown };
+const has = (fn: unknown) => typeof fn === 'function';
 
 export interface FeatureRow {
   on: boolean;
@@ -13,14 +15,14 @@ export interface FeatureRow {
 export const features = {
   /** module.registerHooks: synchronous, in-thread hooks covering import and require(esm). */
   syncHooks: {
-    on: has('registerHooks') && (atLeast(23, 5) || (major === 22 && minor >= 15)),
+    on: has((nodeModule as Optional).registerHooks) && (atLeast(23, 5) || (major === 22 && minor >= 15)),
     reason:
       'module.registerHooks (22.15, 23.5, 24) runs in the main thread and synchronously, so ESM is instrumented ' +
       'where the registry lives, for import and require(esm) alike',
   },
   /** module.register: the off-thread async ESM hooks, the only ESM hook Node 20 has. */
   asyncHooks: {
-    on: has('register'),
+    on: has((nodeModule as Optional).register),
     reason:
       'module.register (20.6+) runs load hooks in a separate thread; used for ESM where registerHooks is missing; ' +
       'notes reach the registry through a MessagePort',

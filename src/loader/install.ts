@@ -1,7 +1,6 @@
 // Puts the loader in place: configuration, instrumenter, cache, the ESM hook chosen by the feature table, and
 // the CommonJS compile hook. Called once per process by register.ts.
 import * as nodeModule from 'node:module';
-import { MessageChannel } from 'node:worker_threads';
 import type { ModuleNote, Registry } from '../runtime/abi.js';
 import { openCache } from './cache.js';
 import { loadConfig, type LoaderConfig } from './config.js';
@@ -48,6 +47,8 @@ export async function installLoader(
     // The hooks thread's resolve hook finds `livepatch` for patch modules all the time: nothing to turn on.
     // Before the hooks exist, as it cannot be loaded lazily from this thread once they do.
     if (!features.requireEsmUnderAsyncHooks.on) await ctx.instrumenter.preload();
+    // Loaded only here: node:worker_threads costs a start ~4 ms, and only this path (Node 20) needs it.
+    const { MessageChannel } = process.getBuiltinModule('node:worker_threads');
     const { port1, port2 } = new MessageChannel();
     port1.on('message', note);
     port1.unref(); // notes must never keep the app alive

@@ -1,12 +1,11 @@
 // The instrumenter as the loader sees it: its version (for the cache key) known at once, its code (and acorn's)
 // loaded only when a module actually needs instrumenting — a start with a warm cache never pays for either.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { InstrumentOptions, InstrumentResult } from '../instrument/types.js';
 import { debug } from './log.js';
-import { findNamedPackage } from './module-id.js';
 
 export interface Instrumenter {
   instrument(source: string, options: InstrumentOptions): InstrumentResult;
@@ -34,14 +33,23 @@ const VERSION_RE = /\bINSTRUMENTER_VERSION\s*=\s*['"]([^'"]+)['"]/;
 /**
  * The directory of the acorn package the instrumenter imports. It must never be instrumented itself: it is
  * loaded through the app's hooks when the first module misses the cache, possibly under LIVEPATCH_INSTRUMENT='*'.
+ * Found as the instrumenter's ES module `import 'acorn'` finds it — the nearest `node_modules/acorn` at or above
+ * the instrumenter's directory, real path — with a few stats, not CommonJS resolution (~2.5 ms of every start).
  * Returns undefined when acorn cannot be found (the instrumenter's own import will then say why).
  */
 export function acornDir(): string | undefined {
-  try {
-    const main = createRequire(entry).resolve('acorn');
-    return findNamedPackage(dirname(main))?.root;
-  } catch {
-    return undefined;
+  for (let d = dirname(entry); ;) {
+    const candidate = join(d, 'node_modules', 'acorn');
+    if (existsSync(join(candidate, 'package.json'))) {
+      try {
+        return realpathSync(candidate);
+      } catch {
+        return undefined;
+      }
+    }
+    const up = dirname(d);
+    if (up === d) return undefined;
+    d = up;
   }
 }
 

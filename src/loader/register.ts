@@ -1,9 +1,9 @@
 // The `livepatch/register` entry (`node --import livepatch/register app.js`): registry, hooks, control socket,
 // all before the app's first line runs. It never stops the app: a failure is one warning and the app runs as is.
-import { isMainThread } from 'node:worker_threads';
 import { ABI_VERSION, REGISTRY_KEY, type Registry } from '../runtime/abi.js';
 import { claimLoader } from './handle.js';
 import { debug, warn } from './log.js';
+import { isMainThread } from './thread.js';
 
 function reason(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
@@ -43,7 +43,7 @@ async function main(): Promise<void> {
   // Its code is loaded before the hooks are in place: on Node 20 every import after module.register is a round
   // trip to the hooks thread (the control server's ~20 modules cost ~20 ms of CPU that way).
   type Control = typeof import('../control/index.js');
-  const control: Promise<Control> | undefined = isMainThread ? import('../control/index.js') : undefined;
+  const control: Promise<Control> | undefined = isMainThread() ? import('../control/index.js') : undefined;
   // Settled before the hooks go in; a failure is reported below, after the loader is in place.
   await control?.catch(() => {});
   try {
