@@ -69,7 +69,9 @@ const builtinsByGetter = {
       const names = [...(imported.get(args.path) ?? [])].filter((n) => n !== 'default');
       return {
         contents:
-          `const m = process.getBuiltinModule(${JSON.stringify(args.path)});\n` +
+          // Node before 20.16 has no getBuiltinModule: every name is then undefined, and register.ts says that
+          // Node is too old before it uses any (the app runs as is).
+          `const m = process.getBuiltinModule?.(${JSON.stringify(args.path)}) ?? {};\n` +
           `export default m;\nexport const { ${names.join(', ')} } = m;\n`,
         loader: 'js',
       };

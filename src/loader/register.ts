@@ -21,6 +21,14 @@ async function runtimeRegistry(): Promise<Registry> {
 async function main(): Promise<void> {
   const env = process.env;
   if (env.LIVEPATCH_DISABLE === '1' || env.LIVEPATCH_DISABLE === 'true') return;
+  // Before 20.16 the bundle has no builtins to use (scripts/bundle.mjs), and those versions lack hooks the loader
+  // needs anyway: say so with what needs no import, and let the app run.
+  if (typeof process.getBuiltinModule !== 'function') {
+    console.error(
+      `livepatch: Node.js ${process.version} is not supported (20.19+, 22.12+); running uninstrumented`,
+    );
+    return;
+  }
   const handle = claimLoader();
   if (handle === undefined) return; // imported twice (NODE_OPTIONS and the command line): hooks once
 

@@ -59,3 +59,28 @@ console.log(add(1, 2), JSON.stringify(process.moduleLoadList));`,
   assert.ok(loaded.includes('NativeModule net'));
   assert.equal(loaded.includes('NativeModule worker_threads'), !features.syncHooks.on);
 });
+
+test('on a Node.js without process.getBuiltinModule the app runs as is, after one warning', (t) => {
+  const p = tmpProject({
+    'package.json': JSON.stringify({ name: 'old', type: 'module' }),
+    'old-node.mjs': 'delete process.getBuiltinModule;',
+    'main.js': `export function add(a, b) { return a + b; }
+console.log('sum', add(1, 2), globalThis[Symbol.for('livepatch.registry')] === undefined);`,
+  });
+  t.after(p.cleanup);
+  const r = spawnSync(
+    process.execPath,
+    ['--import', './old-node.mjs', '--import', registerEntry, 'main.js'],
+    {
+      cwd: p.dir,
+      env: cleanEnv(p.dir),
+      encoding: 'utf8',
+    },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^sum 3 true$/m);
+  assert.equal(
+    r.stderr,
+    `livepatch: Node.js ${process.version} is not supported (20.19+, 22.12+); running uninstrumented\n`,
+  );
+});
