@@ -47,6 +47,9 @@ for (const version of wanted) {
     [
       '--test',
       '--test-concurrency=2',
+      // A test that waits for something that never comes (a socket a broken loader never opens) fails after this
+      // rather than holding CI until its own limit; the slowest test takes ~11 s.
+      `--test-timeout=${Number(process.env.LIVEPATCH_TEST_TIMEOUT_MS) || 300_000}`,
       '--test-reporter=spec',
       '--test-reporter-destination=stdout',
       '--test-reporter=tap',
