@@ -2,8 +2,10 @@
 // compile cache, in interleaved rounds: the process's own CPU time (all threads), ratios to no loader in the same
 // round. Made to compare builds of the slot ABI and to decide about the compile cache (docs/loader.md).
 //
-// usage: npm run build && node bench/startup-compile.mjs [--register PATH]... [--rounds N] [--cold] [--ncc]
+// usage: npm run build && node bench/startup-compile.mjs [--register PATH]... [--rounds N] [--cold] [--ncc] [--app PATH]
 //   --register: a build's dist/src/loader/register.js (default: this tree's); several compare builds.
+//   --app: the app to start (default bench/apps/startup-app.mjs); bench/apps/tiny-app.mjs measures the loader's fixed
+//   cost, which the `+ms` column (median of the differences to 'none' in the same round) then shows.
 //   --cold: also `all cold` (a fresh empty cache every run; slow). --ncc: also every variant with NODE_COMPILE_CACHE
 //   set (its own warm directory per variant), and the builds' warm variants with LIVEPATCH_COMPILE_CACHE=off.
 import { spawnSync } from 'node:child_process';
@@ -21,10 +23,11 @@ const { values: opts } = parseArgs({
     rounds: { type: 'string', default: '7' },
     cold: { type: 'boolean', default: false },
     ncc: { type: 'boolean', default: false },
+    app: { type: 'string' },
   },
 });
 const registers = (opts.register ?? [join(root, 'dist/src/loader/register.js')]).map((r) => resolve(r));
-const app = join(root, 'bench/apps/startup-app.mjs');
+const app = opts.app ? resolve(opts.app) : join(root, 'bench/apps/startup-app.mjs');
 const work = mkdtempSync(join(tmpdir(), 'lp-startup-compile-'));
 
 const clean = {};
@@ -92,7 +95,10 @@ try {
   registers.forEach((r, n) => registers.length > 1 && console.log(`[${n}] ${r}`));
   for (const [name] of variants) {
     const ratio = summary(samples[name].map((x, i) => x / samples.none[i]));
-    console.log(`${name.padEnd(28)} ${median(samples[name]).toFixed(0).padStart(6)} ms  ${fmtRatio(ratio)}`);
+    const added = median(samples[name].map((x, i) => x - samples.none[i]));
+    console.log(
+      `${name.padEnd(28)} ${median(samples[name]).toFixed(0).padStart(6)} ms  ${fmtRatio(ratio)}  ${added >= 0 ? '+' : ''}${added.toFixed(1)} ms`,
+    );
   }
 } finally {
   rmSync(work, { recursive: true, force: true });
