@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { InstrumentOptions, InstrumentResult } from '../instrument/types.js';
-import { debug } from './log.js';
+import { debug, now } from './log.js';
 
 export interface Instrumenter {
   instrument(source: string, options: InstrumentOptions): InstrumentResult;
@@ -70,7 +70,7 @@ export function lazyInstrumenter(onLoad?: (realVersion: string) => void): Instru
   const load = (): InstrumentModule => {
     if (mod !== undefined) return mod;
     if (failure !== undefined) throw failure;
-    const started = performance.now();
+    const started = now();
     // require(esm) (20.19+, 22.12+): the only synchronous way to load an ES module. It leaves an entry in
     // require.cache, which apps and tools walk: livepatch's own entries are taken out again.
     const req = createRequire(import.meta.url);
@@ -85,15 +85,15 @@ export function lazyInstrumenter(onLoad?: (realVersion: string) => void): Instru
     } finally {
       for (const key of Object.keys(req.cache)) if (!before.has(key)) delete req.cache[key];
     }
-    debug(`instrumenter loaded in ${(performance.now() - started).toFixed(1)} ms`);
+    debug(`instrumenter loaded in ${(now() - started).toFixed(1)} ms`);
     onLoad?.(mod.INSTRUMENTER_VERSION);
     return mod;
   };
   const preload = async (): Promise<void> => {
     if (mod !== undefined) return;
-    const started = performance.now();
+    const started = now();
     mod = (await import(pathToFileURL(entry).href)) as InstrumentModule;
-    debug(`instrumenter loaded at start in ${(performance.now() - started).toFixed(1)} ms`);
+    debug(`instrumenter loaded at start in ${(now() - started).toFixed(1)} ms`);
     onLoad?.(mod.INSTRUMENTER_VERSION);
   };
   const instrument = (s: string, o: InstrumentOptions) => load().instrument(s, o);

@@ -27,3 +27,12 @@ export function isDebug(): boolean {
 export function debug(message: string): void {
   if (debugOn) line(`LIVEPATCH ${process.pid}: loader: ${message}`);
 }
+
+/**
+ * Milliseconds from an arbitrary start, for durations. Not performance.now(): that global loads perf_hooks and ten
+ * modules behind it on first use, which an app that never times anything would pay at every start.
+ */
+export function now(): number {
+  const [s, ns] = process.hrtime();
+  return s * 1e3 + ns / 1e6;
+}

@@ -2,7 +2,7 @@
 // all before the app's first line runs. It never stops the app: a failure is one warning and the app runs as is.
 import { ABI_VERSION, REGISTRY_KEY, type Registry } from '../runtime/abi.js';
 import { claimLoader } from './handle.js';
-import { debug, warn } from './log.js';
+import { debug, now, warn } from './log.js';
 import { isMainThread } from './thread.js';
 
 function reason(e: unknown): string {
@@ -32,7 +32,7 @@ async function main(): Promise<void> {
   const handle = claimLoader();
   if (handle === undefined) return; // imported twice (NODE_OPTIONS and the command line): hooks once
 
-  const t0 = performance.now();
+  const t0 = now();
   let registry: Registry;
   try {
     registry = await runtimeRegistry();
@@ -45,7 +45,7 @@ async function main(): Promise<void> {
     warn(`cannot start the runtime (${reason(e)}); running uninstrumented`);
     return;
   }
-  const t1 = performance.now();
+  const t1 = now();
   // A worker thread (which inherits --import) gets its own registry and instrumented modules, but the control
   // socket is per process (named by pid): only the main thread serves it, so workers are not patchable yet.
   // Its code is loaded before the hooks are in place: on Node 20 every import after module.register is a round
@@ -62,7 +62,7 @@ async function main(): Promise<void> {
     warn(`cannot install the loader (${reason(e)}); running uninstrumented`);
     return;
   }
-  const t2 = performance.now();
+  const t2 = now();
   if (control !== undefined) {
     try {
       const { startControl } = await control;
@@ -72,7 +72,7 @@ async function main(): Promise<void> {
     }
   }
   const ms = (a: number, b: number) => (b - a).toFixed(1);
-  const t3 = performance.now();
+  const t3 = now();
   debug(`started in ${ms(t0, t3)} ms (runtime ${ms(t0, t1)}, hooks ${ms(t1, t2)}, control ${ms(t2, t3)})`);
 }
 

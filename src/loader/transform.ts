@@ -10,7 +10,7 @@ import { cacheKey, SYMBOLS, type DiskCache } from './cache.js';
 import type { LoaderConfig } from './config.js';
 import { decide } from './filter.js';
 import { InstrumenterUnavailable, type Instrumenter } from './instrumenter.js';
-import { debug, warn } from './log.js';
+import { debug, now, warn } from './log.js';
 import { contentHash, lazyIdentity, type ModuleIdentity } from './module-id.js';
 import { takeSourceMap, unwrapTsxCjs, withInlineMap } from './source-map.js';
 
@@ -119,10 +119,10 @@ let flushTimer: NodeJS.Timeout | undefined;
  * code anew. One unref'd timer, re-armed only when it fires early; never throws.
  */
 function compileCacheSettles(): void {
-  lastLoad = performance.now();
+  lastLoad = now();
   if (flushTimer !== undefined) return;
   const check = (): void => {
-    const quiet = performance.now() - lastLoad;
+    const quiet = now() - lastLoad;
     if (quiet < SETTLED_MS) {
       flushTimer = setTimeout(check, SETTLED_MS - quiet).unref();
       return;
@@ -130,9 +130,9 @@ function compileCacheSettles(): void {
     flushTimer = undefined;
     const flush = (nodeModule as { flushCompileCache?: () => void }).flushCompileCache;
     try {
-      const started = performance.now();
+      const started = now();
       flush?.();
-      debug(`compile cache written (${(performance.now() - started).toFixed(1)} ms)`);
+      debug(`compile cache written (${(now() - started).toFixed(1)} ms)`);
     } catch (e) {
       debug(`compile cache: ${e instanceof Error ? e.message : String(e)}`);
     }
@@ -300,9 +300,9 @@ export function transformModule(
       registry?.provideSymbols(key, () => cache?.get(symbolsEntry) ?? rebuild());
       return cached;
     }
-    const started = performance.now();
+    const started = now();
     const out = instrumentFresh(ctx, source, file, id, hash, format, registry && key);
-    debug(`'${id}': instrumented in ${(performance.now() - started).toFixed(1)} ms`);
+    debug(`'${id}': instrumented in ${(now() - started).toFixed(1)} ms`);
     if (registry === undefined) {
       cache?.set(key, out.code);
     } else if (cache != null && cache.set(symbolsEntry, out.symbols()) && cache.set(key, out.code)) {
