@@ -16,8 +16,8 @@ const loader = join(root, 'dist/src/loader');
 
 // An ES module's `import … from 'node:fs'` makes Node build the builtin's ES module facade, which reads every
 // export once, lazy ones too: importing node:fs loads fs/promises, readline and the streams, node:crypto loads
-// webcrypto (~90 builtins more than a small app would load, several ms of CPU at every start), and a deprecated
-// export warns. Here a builtin is taken from process.getBuiltinModule (20.16+, 22.3+), which is its CommonJS
+// webcrypto: modules a small app would not load, several ms of CPU at every start (docs/loader.md); and a
+// deprecated export warns. Here a builtin is taken from process.getBuiltinModule (20.16+, 22.3+), which is its CommonJS
 // exports object, and exactly the names the code imports from it are read from that object: named imports, and the
 // properties read off a namespace import (`nodeModule.registerHooks`, undefined where Node lacks it, as before).
 function builtinImports(files) {
