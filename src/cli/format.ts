@@ -71,6 +71,40 @@ export function renderTree(patches: TreePatch[]): string {
   return lines.join('\n');
 }
 
+/** A worker thread as `list` reports it (src/control/threads.ts). */
+export interface TreeThread {
+  thread: number;
+  loader?: boolean;
+  settled: boolean;
+  transition: { patch: string; target: string; tasks: string[] } | null;
+  errors: { seq: number; op: string; name: string; message: string }[];
+  patches: { name: string; enabled: boolean }[];
+}
+
+/** One line per worker thread: which patches it runs, or what it has not caught up with yet. */
+export function renderThreads(threads: TreeThread[]): string {
+  const lines: string[] = [];
+  for (const t of threads) {
+    if (t.loader === false) {
+      lines.push(
+        `worker thread ${t.thread}: not under the loader (started without it?): patches do not reach it`,
+      );
+      continue;
+    }
+    const patches = t.patches.map((p) => (p.enabled ? p.name : `${p.name} (disabled)`));
+    const state = t.transition
+      ? `in transition (${t.transition.patch} → ${t.transition.target}, ${t.transition.tasks.length} old task(s))`
+      : t.settled
+        ? 'in step'
+        : 'not caught up yet (event loop busy?)';
+    lines.push(
+      `worker thread ${t.thread}: ${patches.length === 0 ? 'no patches' : patches.join(', ')}; ${state}`,
+    );
+    for (const e of t.errors) lines.push(`  failed: ${e.op} '${e.name}': ${e.message}`);
+  }
+  return lines.join('\n');
+}
+
 /** An indented key: value view of any JSON value (for `info` and unknown shapes). */
 export function renderValue(v: unknown, indent = ''): string {
   if (v === null || typeof v !== 'object') return `${indent}${String(v)}`;

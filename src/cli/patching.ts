@@ -170,6 +170,8 @@ export async function load(o: Options, io: Io, file: string): Promise<number> {
       source: bytes.toString('base64'),
       file: basename(file),
       ...(signature !== undefined ? { signature } : {}),
+      // How long the process may wait for its worker threads to apply the patch before it answers.
+      waitMs: o.timeout * 1000,
     };
     const r = (await retryBusy(() => c.request('load', args), o.timeout * 1000, io, o.json, label).catch(
       (e: unknown) => {
@@ -226,7 +228,13 @@ async function revertStalled(
 
 export async function enable(o: Options, io: Io, name: string): Promise<number> {
   return eachTarget(o, io, false, async (c, t, label) => {
-    await retryBusy(() => c.request('enable', { name }), o.timeout * 1000, io, o.json, label);
+    await retryBusy(
+      () => c.request('enable', { name, waitMs: o.timeout * 1000 }),
+      o.timeout * 1000,
+      io,
+      o.json,
+      label,
+    );
     return finish(c, t, name, 'enabled', 'patching', o, io, label, { enabled: true });
   });
 }

@@ -3,7 +3,16 @@ import { ControlClient } from '../control/client.js';
 import type { PatchOrigin, ProcessMeta } from '../control/protocol.js';
 import { UsageError, type Options } from './args.js';
 import { discover } from './discover.js';
-import { patchState, renderTree, renderValue, since, table, type TreePatch } from './format.js';
+import {
+  patchState,
+  renderThreads,
+  renderTree,
+  renderValue,
+  since,
+  table,
+  type TreePatch,
+  type TreeThread,
+} from './format.js';
 import { listInstalled } from './install.js';
 import { eachTarget, EXIT, type Io } from './session.js';
 
@@ -76,9 +85,11 @@ export async function ps(o: Options, io: Io): Promise<number> {
 
 export async function list(o: Options, io: Io): Promise<number> {
   const code = await eachTarget(o, io, true, async (c, t, label) => {
-    const tree = (await c.request('list')) as { patches?: TreePatch[] };
-    if (!o.json)
+    const tree = (await c.request('list')) as { patches?: TreePatch[]; threads?: TreeThread[] };
+    if (!o.json) {
       io.out(`${label.trimEnd() || `pid ${t.pid} (${t.name}):`}\n${indent(renderTree(tree.patches ?? []))}`);
+      if (tree.threads !== undefined && tree.threads.length > 0) io.out(indent(renderThreads(tree.threads)));
+    }
     return { code: EXIT.ok, json: tree };
   });
   if (!o.json) {

@@ -11,7 +11,8 @@ import {
 } from './patches.js';
 import type { PatchOrigin, ProcessMeta, Command } from './protocol.js';
 import type { Handler } from './server.js';
-import type { ControlTarget } from './target.js';
+import type { ControlTarget, TransitionView } from './target.js';
+import type { ThreadCoordinator, ThreadOp } from './threads.js';
 import { sha256 } from './trust.js';
 
 export interface ControlState {
@@ -25,6 +26,8 @@ export interface ControlState {
   /** Where each loaded patch came from, by name. */
   origins: Map<string, PatchOrigin>;
   seq: number;
+  /** The worker threads that replay this thread's changes; absent where there are none to coordinate. */
+  threads?: ThreadCoordinator;
 }
 
 function need(state: ControlState): ControlTarget {
@@ -37,6 +40,12 @@ function str(args: Record<string, unknown>, key: string): string {
   const v = args[key];
   if (typeof v !== 'string') throw new LivepatchError('EINVAL', `'${key}' must be a string`);
   return v;
+}
+
+/** `waitMs`: how long the client will wait; the worker threads are waited for no longer than that. */
+function waitArg(args: Record<string, unknown>): number | undefined {
+  const v = args['waitMs'];
+  return typeof v === 'number' && v >= 0 ? v : undefined;
 }
 
 function nameArg(args: Record<string, unknown>): string {
@@ -54,6 +63,64 @@ function isLoaded(t: ControlTarget, name: string): boolean {
   }
 }
 
+/** The transition the CLI follows: this thread's own and the worker threads' still running. */
+function transitionOf(state: ControlState, t: ControlTarget): TransitionView | null {
+  const own = t.transition();
+  return state.threads === undefined ? own : state.threads.transition(own);
+}
+
+/** Tells the worker threads of a change made here; returns its sequence number (0 without workers). */
+function record(state: ControlState, op: ThreadOp): number {
+  return state.threads?.record(op) ?? 0;
+}
+
+/**
+ * After a change that runs a patch's code in every thread (load, enable): waits for the worker threads to apply
+ * it, and when one refused it (a pre-patch callback vetoed there, the patch failed to import there), takes the
+ * patch back out of every thread — disabled, and for a load removed too — and throws with the thread's reason.
+ */
+async function allThreadsOrNone(
+  state: ControlState,
+  t: ControlTarget,
+  seq: number,
+  name: string,
+  undo: 'remove' | 'disable',
+  waitMs: number | undefined,
+): Promise<void> {
+  if (state.threads === undefined || seq === 0) return;
+  const failed = await state.threads.applied(seq, waitMs);
+  if (failed.length === 0) return;
+  const first = failed[0]!;
+  let left = '';
+  try {
+    if (isLoaded(t, name) && (t.patchInfo(name) as { enabled?: boolean }).enabled) {
+      await t.disablePatch(name);
+      record(state, { op: 'disable', name });
+    }
+    if (undo === 'remove') {
+      // The main thread's reverse transition waits for its old tasks like any other.
+      if (t.transition() !== null) await t.waitForTransition(UNDO_WAIT_MS);
+      if (t.transition() === null) {
+        await t.removePatch(name);
+        record(state, { op: 'remove', name });
+        // The private copy stays until the process exits: a worker may be importing it still.
+        state.origins.delete(name);
+      } else left = `; it stays loaded and disabled here until its reverse transition ends (see 'list')`;
+    }
+  } catch (e) {
+    left = `; taking it back out failed too: ${e instanceof Error ? e.message : String(e)}`;
+  }
+  throw new LivepatchError(
+    'EINVAL',
+    `patch '${name}' failed in worker thread ${first.thread}: ${first.message}` +
+      (left === '' ? `; it was taken back out of every thread` : left),
+    { name, threads: failed },
+  );
+}
+
+/** How long a patch that failed in a worker thread waits for this thread's reverse transition before removal. */
+const UNDO_WAIT_MS = 5_000;
+
 /**
  * Loads one patch (received over the socket or read from the install directory): verify, import,
  * register and enable. Loading the same bytes again while that patch is loaded answers `already: true`.
@@ -62,6 +129,7 @@ export async function loadReceived(
   state: ControlState,
   patch: ReceivedPatch,
   from: PatchOrigin['from'],
+  waitMs?: number,
 ): Promise<{ name: string; already: boolean; transition: boolean; sha256: string }> {
   const t = need(state);
   const hash = sha256(patch.bytes);
@@ -69,7 +137,12 @@ export async function loadReceived(
   const signedBy = verifyReceived(patch, state.keys);
   for (const o of state.origins.values()) {
     if (o.sha256 === hash && isLoaded(t, o.name)) {
-      return { name: o.name, already: true, transition: t.transition()?.patch === o.name, sha256: hash };
+      return {
+        name: o.name,
+        already: true,
+        transition: transitionOf(state, t)?.patch === o.name,
+        sha256: hash,
+      };
     }
   }
   state.seq += 1;
@@ -104,15 +177,32 @@ export async function loadReceived(
     throw e;
   }
   state.origins.set(name, origin);
-  return { name, already: false, transition: t.transition()?.patch === name, sha256: hash };
+  const seq = record(state, {
+    op: 'load',
+    name,
+    copy: imported.copy,
+    file: imported.file,
+    sha256: hash,
+    signedBy,
+    fixes: origin.fixes,
+  });
+  await allThreadsOrNone(state, t, seq, name, 'remove', waitMs);
+  return { name, already: false, transition: transitionOf(state, t)?.patch === name, sha256: hash };
+}
+
+/** The tree, with the worker threads (when there are any) and what each has applied. */
+async function treeOf(state: ControlState): Promise<unknown> {
+  const tree = (await need(state).tree()) as Record<string, unknown>;
+  const threads = state.threads?.views() ?? [];
+  return threads.length === 0 ? tree : { ...tree, threads };
 }
 
 export function makeHandlers(state: ControlState): Partial<Record<Command, Handler>> {
   return {
     meta: { mutating: false, run: () => state.meta },
-    list: { mutating: false, run: () => need(state).tree() },
+    list: { mutating: false, run: () => treeOf(state) },
     symbols: { mutating: false, run: () => need(state).symbols() },
-    transition: { mutating: false, run: () => need(state).transition() },
+    transition: { mutating: false, run: () => transitionOf(state, need(state)) },
     info: {
       mutating: false,
       run: async (args) => {
@@ -127,8 +217,8 @@ export function makeHandlers(state: ControlState): Partial<Record<Command, Handl
         const t = need(state);
         return {
           meta: state.meta,
-          tree: await t.tree(),
-          transition: t.transition(),
+          tree: await treeOf(state),
+          transition: transitionOf(state, t),
           origins: [...state.origins.values()],
           enforcing: state.keys !== null,
         };
@@ -156,26 +246,61 @@ export function makeHandlers(state: ControlState): Partial<Record<Command, Handl
         if (sig !== undefined && typeof sig !== 'string')
           throw new LivepatchError('EINVAL', "'signature' must be a string");
         const file = typeof args['file'] === 'string' ? args['file'] : 'patch.js';
-        return loadReceived(state, { bytes: Buffer.from(source, 'base64'), file, signature: sig }, 'socket');
+        return loadReceived(
+          state,
+          { bytes: Buffer.from(source, 'base64'), file, signature: sig },
+          'socket',
+          waitArg(args),
+        );
       },
     },
     enable: {
       mutating: true,
-      run: async (args) => (await need(state).enablePatch(nameArg(args))) ?? { ok: true },
+      run: async (args) => {
+        const t = need(state);
+        const name = nameArg(args);
+        await t.enablePatch(name);
+        await allThreadsOrNone(
+          state,
+          t,
+          record(state, { op: 'enable', name }),
+          name,
+          'disable',
+          waitArg(args),
+        );
+        return { ok: true };
+      },
     },
     disable: {
       mutating: true,
-      run: async (args) => (await need(state).disablePatch(nameArg(args))) ?? { ok: true },
+      run: async (args) => {
+        const name = nameArg(args);
+        await need(state).disablePatch(name);
+        record(state, { op: 'disable', name });
+        return { ok: true };
+      },
     },
     force: {
       mutating: true,
-      run: async (args) => (await need(state).forcePatch(nameArg(args))) ?? { ok: true },
+      run: async (args) => {
+        const t = need(state);
+        const name = nameArg(args);
+        try {
+          await t.forcePatch(name);
+        } catch (e) {
+          // Done here, still running in a worker thread: the force is for that thread.
+          if (t.transition() !== null || transitionOf(state, t)?.patch !== name) throw e;
+        }
+        record(state, { op: 'force', name });
+        return { ok: true };
+      },
     },
     remove: {
       mutating: true,
       run: async (args) => {
         const name = nameArg(args);
         await need(state).removePatch(name);
+        record(state, { op: 'remove', name });
         state.origins.delete(name);
         return { ok: true };
       },
@@ -183,8 +308,14 @@ export function makeHandlers(state: ControlState): Partial<Record<Command, Handl
     'sysfs-read': { mutating: false, run: (args) => need(state).sysfsRead(str(args, 'path')) },
     'sysfs-write': {
       mutating: true,
-      run: async (args) =>
-        (await need(state).sysfsWrite(str(args, 'path'), str(args, 'value'))) ?? { ok: true },
+      run: async (args) => {
+        const path = str(args, 'path');
+        const value = str(args, 'value');
+        await need(state).sysfsWrite(path, value);
+        const name = path.replace(/^\/?sys\/kernel\/livepatch\//, '').split('/')[0] ?? '';
+        record(state, { op: 'sysfs-write', name, path, value });
+        return { ok: true };
+      },
     },
   };
 }

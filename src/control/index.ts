@@ -20,6 +20,7 @@ import type { ControlTarget } from './target.js';
 import { isLivepatchError } from '../errors.js';
 import { getRuntime } from '../runtime/index.js';
 import { isMainThread } from '../loader/thread.js';
+import { logPath, ThreadCoordinator } from './threads.js';
 
 let started: Promise<void> | undefined;
 
@@ -113,6 +114,7 @@ async function start(): Promise<void> {
     keys,
     origins: new Map(),
     seq: 0,
+    threads: new ThreadCoordinator(logPath(dir, pid), pid, () => runtime),
   };
 
   process.once('exit', () => {

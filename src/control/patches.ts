@@ -62,6 +62,20 @@ export async function importPatch(patch: ReceivedPatch, dir: string, seq: number
   // .mjs: the copy is ESM whatever package.json is near; the query tells the loader not to instrument it.
   const copy = join(dir, `${seq}-${hash.slice(0, 12)}.mjs`);
   writeFileSync(copy, patch.bytes, { mode: 0o600, flag: 'wx' });
+  try {
+    return { spec: await importCopy(copy, file), sha256: hash, file, copy };
+  } catch (e) {
+    removeQuietly(copy);
+    throw e;
+  }
+}
+
+/**
+ * Imports the private copy `copy` of a patch (`file` is the sender's name, for messages) and returns its spec:
+ * what the main thread does once, and each worker thread again with the same copy (src/control/threads.ts).
+ * Throws LivepatchError EINVAL: does not parse, throws on import, never finishes importing, no patch inside.
+ */
+export async function importCopy(copy: string, file: string): Promise<ImportedPatch['spec']> {
   let mod: { default?: unknown };
   let timer: NodeJS.Timeout | undefined;
   // A patch module lives outside any project: its `import 'livepatch'` is resolved to the running copy.
@@ -81,7 +95,6 @@ export async function importPatch(patch: ReceivedPatch, dir: string, seq: number
       default?: unknown;
     };
   } catch (e) {
-    removeQuietly(copy);
     if (e === stuck) throw e;
     if (e instanceof SyntaxError)
       throw new LivepatchError(
@@ -102,18 +115,12 @@ export async function importPatch(patch: ReceivedPatch, dir: string, seq: number
   }
   const spec = mod.default;
   if (spec === null || typeof spec !== 'object') {
-    removeQuietly(copy);
     throw new LivepatchError('EINVAL', `patch '${file}' has no default export of defineLivepatch({...})`, {
       file,
     });
   }
-  try {
-    checkPatchName((spec as { name?: unknown }).name);
-  } catch (e) {
-    removeQuietly(copy);
-    throw e;
-  }
-  return { spec: spec as ImportedPatch['spec'], sha256: hash, file, copy };
+  checkPatchName((spec as { name?: unknown }).name);
+  return spec as ImportedPatch['spec'];
 }
 
 function errorText(e: unknown): string {

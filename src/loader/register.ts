@@ -18,6 +18,20 @@ async function runtimeRegistry(): Promise<Registry> {
   return installRegistry();
 }
 
+/** In a worker thread: the patches the process has are applied here before the worker's code runs. */
+async function joinThreads(): Promise<void> {
+  try {
+    const [{ startThreadAgent }, { getRuntime }] = await Promise.all([
+      import('../control/threads.js'),
+      import('../runtime/index.js'),
+    ]);
+    const { threadId } = process.getBuiltinModule('node:worker_threads');
+    await startThreadAgent(getRuntime(), threadId);
+  } catch (e) {
+    warn(`this worker thread cannot be patched (${reason(e)})`);
+  }
+}
+
 async function main(): Promise<void> {
   const env = process.env;
   if (env.LIVEPATCH_DISABLE === '1' || env.LIVEPATCH_DISABLE === 'true') return;
@@ -46,8 +60,9 @@ async function main(): Promise<void> {
     return;
   }
   const t1 = now();
-  // A worker thread (which inherits --import) gets its own registry and instrumented modules, but the control
-  // socket is per process (named by pid): only the main thread serves it, so workers are not patchable yet.
+  // A worker thread (which inherits --import) gets its own registry and instrumented modules; the control socket
+  // is per process (named by pid), so only the main thread serves it, and each worker replays the main thread's
+  // patch changes (src/control/threads.ts).
   // Its code is loaded before the hooks are in place: on Node 20 every import after module.register is a round
   // trip to the hooks thread (the control server's ~20 modules cost ~20 ms of CPU that way).
   type Control = typeof import('../control/index.js');
@@ -70,7 +85,7 @@ async function main(): Promise<void> {
     } catch (e) {
       warn(`cannot start the control server (${reason(e)}); patches cannot be loaded into this process`);
     }
-  }
+  } else await joinThreads();
   const ms = (a: number, b: number) => (b - a).toFixed(1);
   const t3 = now();
   debug(`started in ${ms(t0, t3)} ms (runtime ${ms(t0, t1)}, hooks ${ms(t1, t2)}, control ${ms(t2, t3)})`);

@@ -1,0 +1,204 @@
+// Worker threads: a patch loaded over the process's one control socket reaches every worker thread, a worker started
+// later starts patched, a veto in one thread leaves no thread patched, and a worker whose event loop is busy is
+// what the transition waits for. A real HTTP service with a real pool of worker_threads, driven by the real CLI.
+import assert from 'node:assert/strict';
+import { test, type TestContext } from 'node:test';
+import { fixture, registerEntry, spawnNode } from '../helpers.js';
+import { cli, cliJson, get, lpEnv, type LpEnv } from './harness.js';
+
+const fix = fixture('control/pool-patches/fix-pool-price.js');
+const veto = fixture('control/pool-patches/veto-in-workers.js');
+
+async function startPool(t: TestContext, lp: LpEnv) {
+  const child = spawnNode(['--import', registerEntry, fixture('control/pool-app/server.js')], {
+    env: lp.env,
+  });
+  t.after(() => child.kill());
+  const m = await child.waitFor(/port (\d+)/);
+  const port = Number(m[1]);
+  const pool = async () =>
+    JSON.parse((await get(port, '/pool')).body) as { thread: number; price: number; tag: string }[];
+  const main = async () => Number((await get(port, '/main')).body);
+  return { child, pid: String(child.proc.pid), port, pool, main };
+}
+
+interface ThreadRow {
+  thread: number;
+  settled: boolean;
+  patches: { name: string; enabled: boolean }[];
+  errors: unknown[];
+}
+
+async function threads(lp: LpEnv, pid: string): Promise<ThreadRow[]> {
+  return ((await cliJson(lp, ['list', '--pid', pid, '--json'])).threads ?? []) as ThreadRow[];
+}
+
+async function until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, ms = 10_000): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await fn();
+    if (ok(v)) return v;
+    if (Date.now() - t0 > ms) throw new Error(`${what}: still ${JSON.stringify(v)} after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test('a patch reaches every worker thread, one started later starts patched, unload reverts them all', async (t) => {
+  const lp = lpEnv(t);
+  const app = await startPool(t, lp);
+  const before = await app.pool();
+  assert.equal(before.length, 2);
+  assert.deepEqual(
+    before.map((w) => w.price),
+    [21, 21],
+  );
+  assert.equal(await app.main(), 21);
+
+  const load = await cli(lp, ['load', fix, '--pid', app.pid]);
+  assert.equal(load.code, 0, load.stderr);
+  assert.match(load.stdout, /patched 'fix-pool-price': transition complete/);
+  assert.deepEqual(
+    (await app.pool()).map((w) => w.price),
+    [20, 20],
+  );
+  assert.equal(await app.main(), 20);
+
+  const rows = await threads(lp, app.pid);
+  assert.deepEqual(
+    rows.map((r) => [r.thread, r.settled, r.patches]),
+    before.map((w) => [w.thread, true, [{ name: 'fix-pool-price', enabled: true }]]),
+  );
+  assert.match(
+    (await cli(lp, ['list', '--pid', app.pid])).stdout,
+    new RegExp(`worker thread ${before[0]!.thread}: fix-pool-price; in step`),
+  );
+
+  // Started after the load: the patch is in place before the worker's first job.
+  const late = JSON.parse((await get(app.port, '/spawn')).body) as { thread: number; price: number };
+  assert.equal(late.price, 20);
+
+  const unload = await cli(lp, ['unload', 'fix-pool-price', '--pid', app.pid]);
+  assert.equal(unload.code, 0, unload.stderr);
+  assert.deepEqual(
+    (await app.pool()).map((w) => w.price),
+    [21, 21, 21],
+  );
+  assert.equal(await app.main(), 21);
+  const after = await threads(lp, app.pid);
+  assert.deepEqual(
+    after.map((r) => [r.thread, r.settled, r.patches]),
+    [...before.map((w) => w.thread), late.thread].map((id) => [id, true, []]),
+  );
+
+  // A module only the workers load: the main thread keeps the patch for a module that has not come (yet).
+  const tag = await cli(lp, ['load', fixture('control/pool-patches/fix-worker-tag.js'), '--pid', app.pid]);
+  assert.equal(tag.code, 0, tag.stderr);
+  assert.deepEqual(
+    (await app.pool()).map((w) => [w.price, w.tag]),
+    [
+      [21, 'v2'],
+      [21, 'v2'],
+      [21, 'v2'],
+    ],
+  );
+  assert.match(
+    (await cli(lp, ['list', '--pid', app.pid])).stdout,
+    /fix-worker-tag \[enabled\].*\n {4}fixture-pool\/worker\.js {2}\(not loaded yet: waiting for the module\)/,
+  );
+
+  // A worker started without the loader cannot be patched, and `list` says so instead of leaving it out.
+  const bare = JSON.parse((await get(app.port, '/bare')).body) as { thread: number; price: number };
+  assert.equal(bare.price, 21);
+  await until(
+    'the bare worker listed',
+    async () => (await cli(lp, ['list', '--pid', app.pid])).stdout,
+    (out) => out.includes(`worker thread ${bare.thread}: not under the loader`),
+  );
+  const bareRow = (await threads(lp, app.pid)).find((r) => r.thread === bare.thread);
+  assert.equal((bareRow as { loader?: boolean } | undefined)?.loader, false);
+
+  // A terminated worker leaves the list (its creator sees it go; the worker itself runs no exit handler).
+  const stopped = Number((await get(app.port, '/stop')).body);
+  assert.equal(stopped, late.thread);
+  await until(
+    'threads after /stop',
+    async () => (await threads(lp, app.pid)).map((r) => r.thread),
+    (ids) => !ids.includes(stopped) && ids.length === 3,
+  );
+  // No warning from the loader in any thread.
+  assert.equal(app.child.stderr(), '');
+});
+
+test('a pre-patch callback that vetoes in the worker threads fails the load and leaves no thread patched', async (t) => {
+  const lp = lpEnv(t);
+  const app = await startPool(t, lp);
+  const ids = (await app.pool()).map((w) => w.thread);
+
+  const load = await cli(lp, ['load', veto, '--pid', app.pid]);
+  assert.equal(load.code, 1, load.stdout);
+  assert.match(
+    load.stderr,
+    /patch 'veto-in-workers' failed in worker thread \d+: pre-patch callback failed .*: not in a worker; it was taken back out of every thread/,
+  );
+  assert.deepEqual((await cliJson(lp, ['list', '--pid', app.pid, '--json'])).patches, []);
+  assert.equal(await app.main(), 21);
+  assert.deepEqual(
+    (await app.pool()).map((w) => w.price),
+    [21, 21],
+  );
+  const rows = await until(
+    'threads in step after the veto',
+    () => threads(lp, app.pid),
+    (r) => r.length === 2 && r.every((x) => x.settled),
+  );
+  assert.deepEqual(
+    rows.map((r) => [r.thread, r.patches, r.errors]),
+    ids.map((id) => [id, [], []]),
+  );
+
+  // Nothing was left behind: the good patch loads afterwards into every thread.
+  const good = await cli(lp, ['load', fix, '--pid', app.pid]);
+  assert.equal(good.code, 0, good.stderr);
+  assert.deepEqual(
+    (await app.pool()).map((w) => w.price),
+    [20, 20],
+  );
+});
+
+test('a worker thread whose event loop is busy holds the transition until it has applied the patch', async (t) => {
+  const lp = lpEnv(t);
+  const app = await startPool(t, lp);
+  const [busy, free] = (await app.pool()).map((w) => w.thread);
+  assert.equal((await get(app.port, '/spin?ms=3500')).body, 'spinning');
+
+  const load = await cli(lp, ['load', fix, '--pid', app.pid, '--timeout', '1']);
+  assert.equal(load.code, 3, `${load.stdout}\n${load.stderr}`);
+  assert.match(
+    load.stderr,
+    new RegExp(
+      `thread-${busy} +worker .*thread ${busy}: has not applied the change yet \\(its event loop is busy\\?\\)`,
+    ),
+  );
+  const mid = await threads(lp, app.pid);
+  assert.deepEqual(
+    mid.map((r) => [r.thread, r.settled]),
+    [
+      [busy, false],
+      [free, true],
+    ],
+  );
+  assert.equal((await cliJson(lp, ['list', '--pid', app.pid, '--json'])).patches[0].transition, false);
+  assert.equal((await cliJson(lp, ['list', '--pid', app.pid, '--json'])).patches[0].enabled, true);
+
+  // When the worker is free again it applies the patch, and the transition is over.
+  await until(
+    'the busy worker in step',
+    () => threads(lp, app.pid),
+    (r) => r.every((x) => x.settled),
+  );
+  assert.doesNotMatch((await cli(lp, ['list', '--pid', app.pid])).stdout, /not caught up/);
+  assert.deepEqual(
+    (await app.pool()).map((w) => w.price),
+    [20, 20],
+  );
+});
