@@ -10,9 +10,9 @@
 //     reads the file, and changes carry sequence numbers, so none is missed and none applied twice.
 // Workers answer on the same channel with their state; the main thread answers `transition` and `list` from it.
 import { lstatSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { isLivepatchError } from '../errors.js';
-import { checkPrivateDir, controlDir, privatePatchDir } from './paths.js';
+import { dirname, join } from 'node:path';
+import { isLivepatchError, LivepatchError } from '../errors.js';
+import { checkPrivateDir, checkTrustedFile, controlDir, privatePatchDir } from './paths.js';
 import type { ControlTarget, TaskView, TransitionView } from './target.js';
 
 /** One change to a runtime, as the main thread made it. */
@@ -138,10 +138,21 @@ export class ThreadCoordinator {
   private receive(m: Message): void {
     if (m === null || typeof m !== 'object') return;
     if (m.t === 'state' && typeof m.thread === 'number') {
+      const before = this.threads.get(m.thread)?.errors.at(-1)?.seq ?? 0;
+      // The main thread's event log (`livepatch log`) tells of what failed in a worker, too.
+      for (const e of m.errors)
+        if (e.seq > before)
+          this.logLine(`livepatch: worker thread ${m.thread}: ${e.op} of '${e.name}' failed: ${e.message}`);
       this.threads.set(m.thread, m);
       this.silent.delete(m.thread);
       for (const w of [...this.waiters]) w();
     } else if (m.t === 'gone') this.gone(m.thread);
+  }
+
+  private logLine(line: string): void {
+    try {
+      (this.runtime()?.log as { write?(l: string): void } | undefined)?.write?.(line);
+    } catch {}
   }
 
   private gone(id: number): void {
@@ -300,7 +311,8 @@ export async function startThreadAgent(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<void> {
   const pid = process.pid;
-  const agent = new ThreadAgent(runtime, threadId);
+  const dir = controlDir(env);
+  const agent = new ThreadAgent(runtime, threadId, privatePatchDir(dir, pid));
   let ch: Channel;
   try {
     ch = new BroadcastChannel(channelName(pid));
@@ -321,7 +333,6 @@ export async function startThreadAgent(
       } catch {}
     },
   );
-  const dir = controlDir(env);
   let log: LogFile | undefined;
   try {
     const text = readFileSync(logPath(dir, pid), 'utf8');
@@ -351,6 +362,7 @@ class ThreadAgent {
   constructor(
     private readonly runtime: WorkerRuntime,
     private readonly thread: number,
+    private readonly patchDir: string,
   ) {}
 
   /** Changes up to `head` that are not in the file concern patches already gone: nothing to do for them. */
@@ -418,6 +430,11 @@ class ThreadAgent {
         if (hasPatch(r, entry.name)) return;
         let spec = this.specs.get(entry.seq);
         if (spec === undefined) {
+          // Only a copy the main thread made in the process's private directory: what it checked (signature
+          // included, in enforcing mode) is what runs here. Anything else on the channel is refused.
+          if (dirname(entry.copy) !== this.patchDir)
+            throw new LivepatchError('EPERM', `'${entry.copy}' is not in this process's patch directory`);
+          checkTrustedFile(entry.copy, lstatSync(entry.copy));
           const { importCopy } = await import('./patches.js');
           spec = await importCopy(entry.copy, entry.file);
           this.specs.set(entry.seq, spec);

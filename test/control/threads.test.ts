@@ -141,6 +141,10 @@ test('a pre-patch callback that vetoes in the worker threads fails the load and 
     /patch 'veto-in-workers' failed in worker thread \d+: pre-patch callback failed .*: not in a worker; it was taken back out of every thread/,
   );
   assert.deepEqual((await cliJson(lp, ['list', '--pid', app.pid, '--json'])).patches, []);
+  assert.match(
+    (await cli(lp, ['log', '--pid', app.pid])).stdout,
+    /livepatch: worker thread \d+: load of 'veto-in-workers' failed: pre-patch callback failed/,
+  );
   assert.equal(await app.main(), 21);
   assert.deepEqual(
     (await app.pool()).map((w) => w.price),
