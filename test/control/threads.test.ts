@@ -206,3 +206,29 @@ test('a worker thread whose event loop is busy holds the transition until it has
     [20, 20],
   );
 });
+
+test("a worker's own HTTP requests are tasks of its own transition: a held one keeps the old code to its end", async (t) => {
+  const lp = lpEnv(t);
+  const app = await startPool(t, lp);
+  const wport = Number((await get(app.port, '/serve')).body);
+  assert.equal((await get(wport, '/price')).body, '21');
+
+  const slow = get(wport, '/slow');
+  await app.child.waitFor(/worker held #1/);
+  const load = await cli(lp, ['load', fix, '--pid', app.pid, '--timeout', '1']);
+  assert.equal(load.code, 3, `${load.stdout}\n${load.stderr}`);
+  assert.match(load.stderr, /thread \d+: 1 task\(s\) of the old universe: GET \/slow/);
+  // New requests in that worker, and everything in the main thread, run the new code already.
+  assert.equal((await get(wport, '/price')).body, '20');
+  assert.equal(await app.main(), 20);
+
+  assert.equal((await get(wport, '/release')).body, 'released');
+  // The held request finishes in the universe it started in.
+  assert.equal((await slow).body, 'slow 11');
+  await until(
+    'every thread in step',
+    () => threads(lp, app.pid),
+    (r) => r.length === 3 && r.every((x) => x.settled),
+  );
+  assert.equal((await get(wport, '/price')).body, '20');
+});
