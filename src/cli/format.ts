@@ -87,7 +87,7 @@ export function renderThreads(threads: TreeThread[]): string {
   for (const t of threads) {
     if (t.loader === false) {
       lines.push(
-        `worker thread ${t.thread}: not under the loader (started without it?): patches do not reach it`,
+        `worker thread ${t.thread}: not reporting: started without the loader (or still starting); patches do not reach it`,
       );
       continue;
     }

@@ -209,7 +209,7 @@ export async function status(o: Options, io: Io): Promise<number> {
   return eachTarget(o, io, true, async (c) => {
     const s = (await c.request('status')) as {
       meta: ProcessMeta;
-      tree: { patches?: TreePatch[] };
+      tree: { patches?: TreePatch[]; threads?: TreeThread[] };
       transition: { patch: string; tasks?: unknown[] } | null;
       origins: (PatchOrigin & { fixes?: string[]; description?: string })[];
       enforcing: boolean;
@@ -238,6 +238,16 @@ export async function status(o: Options, io: Io): Promise<number> {
         lines.push(
           `  transition of '${s.transition.patch}' in progress: ${s.transition.tasks?.length ?? 0} tasks in the old universe`,
         );
+      const threads = s.tree.threads ?? [];
+      if (threads.length > 0) {
+        const off = threads.filter((x) => x.loader !== false && !x.settled).length;
+        const bare = threads.filter((x) => x.loader === false).length;
+        const n = threads.length - bare;
+        lines.push(
+          `  worker threads: ${n} under the loader${n > 0 ? (off === 0 ? ', all in step' : `, ${off} not in step (see 'list')`) : ''}` +
+            (bare > 0 ? `; ${bare} not reporting (not patched: see 'list')` : ''),
+        );
+      }
       io.out(lines.join('\n'));
     }
     return { code: EXIT.ok, json: s };

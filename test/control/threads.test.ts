@@ -112,10 +112,14 @@ test('a patch reaches every worker thread, one started later starts patched, unl
   await until(
     'the bare worker listed',
     async () => (await cli(lp, ['list', '--pid', app.pid])).stdout,
-    (out) => out.includes(`worker thread ${bare.thread}: not under the loader`),
+    (out) => out.includes(`worker thread ${bare.thread}: not reporting: started without the loader`),
   );
   const bareRow = (await threads(lp, app.pid)).find((r) => r.thread === bare.thread);
   assert.equal((bareRow as { loader?: boolean } | undefined)?.loader, false);
+  assert.match(
+    (await cli(lp, ['status', '--pid', app.pid])).stdout,
+    /\n {2}worker threads: 3 under the loader, all in step; 1 not reporting \(not patched: see 'list'\)/,
+  );
 
   // A terminated worker leaves the list (its creator sees it go; the worker itself runs no exit handler).
   const stopped = Number((await get(app.port, '/stop')).body);
