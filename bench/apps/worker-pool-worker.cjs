@@ -1,0 +1,1 @@
+require('node:worker_threads').parentPort.postMessage(1);
