@@ -114,6 +114,8 @@ interface SymbolModule {
   reason?: string;
   funcs?: { name: string; sympos?: number; kind?: string }[];
   unpatchable?: { name: string; reason: string }[];
+  /** Where there are worker threads: the threads that loaded it (0 is the main thread). */
+  threads?: number[];
 }
 
 export async function symbols(o: Options, io: Io, filter: string | undefined): Promise<number> {
@@ -125,7 +127,13 @@ export async function symbols(o: Options, io: Io, filter: string | undefined): P
         `${label || `pid ${t.pid} (${t.name}): `}${modules.length} module${modules.length === 1 ? '' : 's'}`,
       ];
       for (const m of modules) {
-        lines.push(`${m.id}  sha256:${m.hash ?? '?'}`);
+        const elsewhere = m.threads !== undefined && !m.threads.includes(0);
+        lines.push(
+          `${m.id}  sha256:${m.hash ?? '?'}` +
+            (elsewhere
+              ? `  (worker thread${m.threads!.length === 1 ? '' : 's'} ${m.threads!.join(', ')} only)`
+              : ''),
+        );
         if (m.status !== undefined && m.status !== 'instrumented')
           lines.push(`  [module not patchable: ${m.status}${m.reason ? `: ${m.reason}` : ''}]`);
         const rows = (m.funcs ?? []).map((f) => [

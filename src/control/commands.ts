@@ -201,7 +201,13 @@ export function makeHandlers(state: ControlState): Partial<Record<Command, Handl
   return {
     meta: { mutating: false, run: () => state.meta },
     list: { mutating: false, run: () => treeOf(state) },
-    symbols: { mutating: false, run: () => need(state).symbols() },
+    symbols: {
+      mutating: false,
+      run: async () => {
+        const own = (await need(state).symbols()) as { modules: { id: string; hash: string }[] };
+        return state.threads === undefined ? own : state.threads.symbols(own);
+      },
+    },
     transition: { mutating: false, run: () => transitionOf(state, need(state)) },
     info: {
       mutating: false,

@@ -53,10 +53,25 @@ export interface ThreadReport {
   patches: { name: string; enabled: boolean }[];
 }
 
-type Message = { t: 'op'; entry: LogEntry } | ThreadReport | { t: 'gone'; thread: number };
+/** A module as `symbols` lists it (the runtime's SymbolsView entry); `threads` added where there are workers. */
+interface SymbolModule {
+  id: string;
+  hash: string;
+  threads?: number[];
+}
+
+type Message =
+  | { t: 'op'; entry: LogEntry }
+  | ThreadReport
+  | { t: 'gone'; thread: number }
+  | { t: 'symbols?'; req: number }
+  | { t: 'symbols'; req: number; thread: number; modules: SymbolModule[] };
 
 const ACK_MS =
   Number(process.env['LIVEPATCH_THREAD_ACK_MS']) > 0 ? Number(process.env['LIVEPATCH_THREAD_ACK_MS']) : 5_000;
+
+/** Node's threadId of the main thread. */
+const MAIN_THREAD = 0;
 
 export function channelName(pid: number): string {
   return `livepatch.threads.${pid}`;
@@ -147,6 +162,52 @@ export class ThreadCoordinator {
       this.silent.delete(m.thread);
       for (const w of [...this.waiters]) w();
     } else if (m.t === 'gone') this.gone(m.thread);
+    else if (m.t === 'symbols') this.answers.get(m.req)?.(m.thread, m.modules);
+  }
+
+  private readonly answers = new Map<number, (thread: number, modules: SymbolModule[]) => void>();
+  private reqs = 0;
+
+  /**
+   * `symbols` for the whole process: the main thread's modules and those the worker threads loaded that it did
+   * not (a worker's own files), each with the threads that have it. A worker that does not answer within `ms`
+   * (its event loop is busy) is named in `threadsNotAnswering`.
+   */
+  async symbols(own: { modules: SymbolModule[] }, ms = 1_000): Promise<Record<string, unknown>> {
+    const waiting = new Set([...this.threads.keys()]);
+    if (waiting.size === 0 || this.channel === undefined) return own;
+    const req = ++this.reqs;
+    const key = (m: SymbolModule) => `${m.id}\0${m.hash}`;
+    const byKey = new Map<string, SymbolModule>();
+    for (const m of own.modules) byKey.set(key(m), { ...m, threads: [MAIN_THREAD] });
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      timer.unref();
+      this.answers.set(req, (thread, modules) => {
+        if (!waiting.delete(thread)) return;
+        for (const m of modules) {
+          const have = byKey.get(key(m));
+          if (have !== undefined) have.threads!.push(thread);
+          else byKey.set(key(m), { ...m, threads: [thread] });
+        }
+        if (waiting.size === 0) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      try {
+        this.channel!.postMessage({ t: 'symbols?', req } satisfies Message);
+      } catch {
+        resolve();
+      }
+    });
+    this.answers.delete(req);
+    for (const m of byKey.values()) m.threads!.sort((a, b) => a - b);
+    return {
+      ...own,
+      modules: [...byKey.values()],
+      ...(waiting.size > 0 ? { threadsNotAnswering: [...waiting].sort((a, b) => a - b) } : {}),
+    };
   }
 
   private logLine(line: string): void {
@@ -323,7 +384,14 @@ export async function startThreadAgent(
   agent.channel = ch;
   ch.onmessage = (e: MessageEvent) => {
     const m = e.data as Message;
-    if (m !== null && typeof m === 'object' && m.t === 'op') agent.enqueue(m.entry);
+    if (m === null || typeof m !== 'object') return;
+    if (m.t === 'op') agent.enqueue(m.entry);
+    else if (m.t === 'symbols?') {
+      try {
+        const modules = (runtime.symbols() as { modules: SymbolModule[] }).modules;
+        ch.postMessage({ t: 'symbols', req: m.req, thread: threadId, modules } satisfies Message);
+      } catch {}
+    }
   };
   watchWorkers(
     () => {},

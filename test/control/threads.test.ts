@@ -90,6 +90,21 @@ test('a patch reaches every worker thread, one started later starts patched, unl
     [...before.map((w) => w.thread), late.thread].map((id) => [id, true, []]),
   );
 
+  // `symbols` covers the process: a module only the workers load is listed with the threads that have it.
+  const syms = await cliJson(lp, ['symbols', '--pid', app.pid, '--json']);
+  const ids = (await threads(lp, app.pid)).map((r) => r.thread);
+  const workerMod = syms.modules.find((m: { id: string }) => m.id === 'fixture-pool/worker.js');
+  assert.deepEqual(workerMod?.threads, ids);
+  assert.ok(workerMod.funcs.some((f: { name: string }) => f.name === 'tag'));
+  const shared = syms.modules.find((m: { id: string }) => m.id === 'fixture-pool/pricing.js');
+  assert.deepEqual(shared?.threads, [0, ...ids]);
+  assert.match(
+    (await cli(lp, ['symbols', 'worker.js', '--pid', app.pid])).stdout,
+    new RegExp(
+      `fixture-pool/worker\\.js {2}sha256:[0-9a-f]{64} {2}\\(worker threads ${ids.join(', ')} only\\)\\n {2}tag`,
+    ),
+  );
+
   // A module only the workers load: the main thread keeps the patch for a module that has not come (yet).
   const tag = await cli(lp, ['load', fixture('control/pool-patches/fix-worker-tag.js'), '--pid', app.pid]);
   assert.equal(tag.code, 0, tag.stderr);
