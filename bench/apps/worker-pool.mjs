@@ -6,7 +6,7 @@ const n = Number(process.argv[2] ?? 15);
 const times = [];
 for (let i = 0; i < n; i++) {
   const t0 = process.hrtime.bigint();
-  const w = new Worker(new URL('./worker-pool-worker.cjs', import.meta.url));
+  const w = new Worker(new URL('./worker-pool-worker.mjs', import.meta.url));
   await new Promise((resolve) => w.once('message', resolve));
   times.push(Number(process.hrtime.bigint() - t0) / 1e6);
   await w.terminate();

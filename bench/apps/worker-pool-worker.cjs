@@ -1,1 +1,0 @@
-require('node:worker_threads').parentPort.postMessage(1);
