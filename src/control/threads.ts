@@ -122,6 +122,8 @@ export class ThreadCoordinator {
   private readonly threads = new Map<number, ThreadReport>();
   /** Workers this thread created that have not reported (yet): starting, or started without the loader. */
   private readonly silent = new Map<number, number>();
+  /** Threads that have ended (ids are never reused): a report still on its way from one must not revive it. */
+  private readonly departed = new Set<number>();
   private readonly waiters = new Set<() => void>();
   /** The newest change: the one a worker's unfinished transition belongs to. */
   private last: LogEntry | undefined;
@@ -153,6 +155,7 @@ export class ThreadCoordinator {
   private receive(m: Message): void {
     if (m === null || typeof m !== 'object') return;
     if (m.t === 'state' && typeof m.thread === 'number') {
+      if (this.departed.has(m.thread)) return;
       const before = this.threads.get(m.thread)?.errors.at(-1)?.seq ?? 0;
       // The main thread's event log (`livepatch log`) tells of what failed in a worker, too.
       for (const e of m.errors)
@@ -217,6 +220,9 @@ export class ThreadCoordinator {
   }
 
   private gone(id: number): void {
+    this.departed.add(id);
+    // A service that starts a worker per job must not grow this forever; a late report comes within moments.
+    if (this.departed.size > 4096) this.departed.delete(this.departed.values().next().value!);
     this.silent.delete(id);
     if (this.threads.delete(id)) for (const w of [...this.waiters]) w();
   }
@@ -393,14 +399,14 @@ export async function startThreadAgent(
       } catch {}
     }
   };
-  watchWorkers(
-    () => {},
-    (id) => {
-      try {
-        ch.postMessage({ t: 'gone', thread: id } satisfies Message);
-      } catch {}
-    },
-  );
+  const gone = (id: number) => {
+    try {
+      ch.postMessage({ t: 'gone', thread: id } satisfies Message);
+    } catch {}
+  };
+  watchWorkers(() => {}, gone);
+  // A worker that ends by itself says so; one terminated from outside is reported by the thread that made it.
+  process.once('exit', () => gone(threadId));
   let log: LogFile | undefined;
   try {
     const text = readFileSync(logPath(dir, pid), 'utf8');
