@@ -1,33 +1,43 @@
 // `livepatch cache warm [DIR]`: fills the loader's on-disk cache before the service starts (a Docker build, a CI
 // job), so its first start pays no instrumenting — livepatch's counterpart of ftrace's NOPs laid down at build time.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { LivepatchError } from '../errors.js';
 import { loadConfig, type LoaderConfig } from '../loader/config.js';
 import { esmHookKind } from '../loader/features.js';
+import { CACHE_FORMAT } from '../loader/cache.js';
 import { planPrefill, type Plan } from '../loader/prefill-plan.js';
 import { runPrefill, type PrefillOutcome } from '../loader/prefill.js';
 import { UsageError } from './args.js';
 import { duration } from './format.js';
 import { EXIT, type Io } from './session.js';
 
-export const CACHE_USAGE = `usage: livepatch cache warm [DIR] [--workers N] [--dev] [--enable-source-maps] [--json]
+export const CACHE_USAGE = `usage: livepatch cache warm [DIR] [--workers N] [--dev] [--enable-source-maps] [--prune] [--json]
 
 Fills the loader's cache for the app at DIR (default: the current directory): its own files and those of the
 dependencies its 'livepatch.instrument' field and LIVEPATCH_INSTRUMENT select, exactly as a start would instrument
 them. Run it with the Node.js, the environment (LIVEPATCH_INSTRUMENT, LIVEPATCH_CACHE_DIR) and the source-map
-setting the service will have.`;
+setting the service will have. --prune then removes the entries this tree does not need (files that changed or went
+away, older cache formats); not for a cache directory that several apps share.`;
 
 interface WarmOptions {
   dir: string;
   workers: number | undefined;
   dev: boolean;
   sourceMaps: boolean;
+  prune: boolean;
   json: boolean;
 }
 
 function parseWarm(argv: string[]): WarmOptions {
-  const o: WarmOptions = { dir: '.', workers: undefined, dev: false, sourceMaps: false, json: false };
+  const o: WarmOptions = {
+    dir: '.',
+    workers: undefined,
+    dev: false,
+    sourceMaps: false,
+    prune: false,
+    json: false,
+  };
   const positionals: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
@@ -41,6 +51,7 @@ function parseWarm(argv: string[]): WarmOptions {
     else if (flag === '--dev') o.dev = true;
     else if (flag === '--enable-source-maps') o.sourceMaps = true;
     else if (flag === '--json') o.json = true;
+    else if (flag === '--prune') o.prune = true;
     else if (flag?.startsWith('-') && flag !== '-') throw new UsageError(`unknown option '${flag}'`);
     else positionals.push(arg);
   }
@@ -82,6 +93,61 @@ export interface WarmReport {
   ms: number;
   /** CPU time of the whole command, every thread: steadier than `ms` on a busy machine. */
   cpuMs: number;
+  /** With --prune: what was removed. */
+  pruned?: PruneReport;
+}
+
+export interface PruneReport {
+  /** Entries (and leftover temporary files) removed from the current format's directory. */
+  entries: number;
+  bytes: number;
+  /** Directories of older cache formats removed whole (`v1` … `v<n-1>`). */
+  formats: string[];
+  /** Entries not needed by this tree but younger than a minute, kept: a running start may have just written them. */
+  keptYoung: number;
+}
+
+/** An entry written less than this long ago is kept: a start running beside the prune may be about to read it. */
+const YOUNG_MS = 60_000;
+
+/**
+ * Removes from the cache at `root` what a start of this tree will not look up: entries whose key no planned file
+ * touched (the file changed, or went away, or another setting made it), temporary files left by a crash, and the
+ * directories of older cache formats. Node's own compile cache (`compile/`) is Node's to manage and left alone.
+ */
+export function pruneCache(root: string, keep: ReadonlySet<string>, now = Date.now()): PruneReport {
+  const report: PruneReport = { entries: 0, bytes: 0, formats: [], keptYoung: 0 };
+  for (const name of readdirSync(root)) {
+    const m = /^v([0-9]+)$/.exec(name);
+    if (m !== null && Number(m[1]) < CACHE_FORMAT) {
+      rmSync(join(root, name), { recursive: true, force: true });
+      report.formats.push(name);
+    }
+  }
+  const dir = join(root, `v${CACHE_FORMAT}`);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return report;
+  }
+  for (const name of names) {
+    if (keep.has(name)) continue;
+    const path = join(dir, name);
+    try {
+      const st = lstatSync(path);
+      if (!st.isFile()) continue;
+      // A temporary file of a write in progress is young; one a crash left behind is not.
+      if (now - st.mtimeMs < YOUNG_MS) {
+        report.keptYoung++;
+        continue;
+      }
+      unlinkSync(path);
+      report.entries++;
+      report.bytes += st.size;
+    } catch {}
+  }
+  return report;
 }
 
 function summarize(
@@ -134,6 +200,12 @@ function render(r: WarmReport): string {
     );
   for (const f of r.failed) lines.push(`  failed to instrument '${f.file}': ${f.reason}`);
   for (const m of r.missing) lines.push(`  not installed: ${m}`);
+  if (r.pruned !== undefined)
+    lines.push(
+      `  pruned: ${r.pruned.entries} entr${r.pruned.entries === 1 ? 'y' : 'ies'} this tree does not need (${(r.pruned.bytes / 1024).toFixed(0)} KB)` +
+        (r.pruned.formats.length > 0 ? `, older formats ${r.pruned.formats.join(', ')}` : '') +
+        (r.pruned.keptYoung > 0 ? `; ${r.pruned.keptYoung} written in the last minute kept` : ''),
+    );
   return lines.join('\n');
 }
 
@@ -165,6 +237,12 @@ export async function cacheCommand(argv: string[], io: Io): Promise<number> {
     1,
     Math.min(o.workers ?? (await import('node:os')).availableParallelism(), plan.files.length),
   );
+  let pruned: PruneReport | undefined;
+  if (o.prune) {
+    // Only after a warm that reached every planned file: an entry it did not touch is one no start will read.
+    const keep = new Set(outcomes.flatMap((x) => x.keys ?? []));
+    pruned = pruneCache(config.cacheDir, keep);
+  }
   const cpu = process.cpuUsage(); // the whole process: worker threads included
   const report = summarize(plan, outcomes, {
     appRoot: config.appRoot,
@@ -173,6 +251,7 @@ export async function cacheCommand(argv: string[], io: Io): Promise<number> {
     workers,
     ms: performance.now() - started,
     cpuMs: (cpu.user + cpu.system) / 1000,
+    ...(pruned !== undefined ? { pruned } : {}),
   });
   io.out(o.json ? JSON.stringify(report) : render(report));
   return EXIT.ok;

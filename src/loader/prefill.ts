@@ -2,7 +2,7 @@
 // loader's own transformModule, in worker threads, so the entries are exactly the ones a start will look up.
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { DiskCache } from './cache.js';
+import { SYMBOLS, type DiskCache } from './cache.js';
 import type { LoaderConfig } from './config.js';
 import type { PlannedFile } from './prefill-plan.js';
 import { sourceText } from './hooks-sync.js';
@@ -17,6 +17,8 @@ export interface PrefillOutcome {
   status: PrefillStatus;
   /** Why, for 'skipped' and 'failed' (the loader's own words). */
   reason?: string | undefined;
+  /** The cache entries a start looks up for this file (what `cache warm --prune` keeps). */
+  keys?: string[];
 }
 
 /**
@@ -60,6 +62,8 @@ export interface Probe {
   hit: boolean;
   wrote: boolean;
   notes: ModuleNote[];
+  /** Entry names looked up or written since the last reset (a symbol table's name is its entry's). */
+  keys: string[];
 }
 
 export function probeContext(base: Omit<TransformContext, 'note'>): Probe {
@@ -68,20 +72,24 @@ export function probeContext(base: Omit<TransformContext, 'note'>): Probe {
     hit: false,
     wrote: false,
     notes: [],
+    keys: [],
     reset() {
       probe.hit = false;
       probe.wrote = false;
       probe.notes = [];
+      probe.keys = [];
     },
   };
   const wrap = (cache: DiskCache): DiskCache => ({
     dir: cache.dir,
     get(key) {
+      probe.keys.push(key.endsWith(SYMBOLS) ? key.slice(0, -SYMBOLS.length) : key);
       const v = cache.get(key);
       if (v !== undefined && !key.endsWith('.sym')) probe.hit = true;
       return v;
     },
     set(key, code) {
+      probe.keys.push(key.endsWith(SYMBOLS) ? key.slice(0, -SYMBOLS.length) : key);
       const ok = cache.set(key, code);
       if (ok && !key.endsWith('.sym')) probe.wrote = true;
       return ok;
@@ -113,11 +121,13 @@ export function prefillFile(
   }
   let hits = 0;
   let writes = 0;
+  const keys = new Set<string>();
   for (const v of variants) {
     probe.reset();
     const run = () => transformModule(probe.ctx, job.file, source, job.format);
     if (v === 'hooks-thread') withoutRegistry(run);
     else run();
+    for (const k of probe.keys) keys.add(k);
     const failed = probe.notes.find((n) => n.status === 'failed');
     if (failed !== undefined) return { file: job.file, status: 'failed', reason: failed.reason };
     const skipped = probe.notes.find((n) => n.status === 'skipped');
@@ -128,8 +138,8 @@ export function prefillFile(
   if (writes === 0 && hits === 0) {
     return { file: job.file, status: 'skipped', reason: 'no cache entry was written (is the cache off?)' };
   }
-  if (isNotrace(source)) return { file: job.file, status: 'notrace-file' };
-  return { file: job.file, status: writes > 0 ? 'instrumented' : 'cached' };
+  if (isNotrace(source)) return { file: job.file, status: 'notrace-file', keys: [...keys] };
+  return { file: job.file, status: writes > 0 ? 'instrumented' : 'cached', keys: [...keys] };
 }
 
 /** Messages of the prefill workers (prefill-worker.ts). */

@@ -1,7 +1,7 @@
 // `livepatch cache warm`: a real app with Express in a temp dir, warmed, then started under the loader — every
 // instrumented module must come from the cache, and a file that cannot be instrumented is reported, not fatal.
 import assert from 'node:assert/strict';
-import { mkdirSync, symlinkSync } from 'node:fs';
+import { mkdirSync, readdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { main } from '../../src/cli/main.js';
@@ -106,6 +106,66 @@ test("'cache warm' with LIVEPATCH_INSTRUMENT='*' covers every dependency a start
   assert.deepEqual(
     lines.filter((l) => !l.endsWith(': cache hit')),
     [],
+  );
+});
+
+test("'cache warm --prune' removes what this tree no longer needs, and a start still finds every entry", async (t) => {
+  const p = project(['express']);
+  t.after(p.cleanup);
+  const env = cleanEnv(p.dir);
+  const { report } = await warm(p.dir, env);
+  const root = report.cacheDir;
+  const entries = join(root, 'v5');
+  const before = readdirSync(entries);
+  assert.ok(before.length >= report.instrumented, before.join(', '));
+  // An old cache: every entry written an hour ago, plus what older releases and a crash left behind.
+  const hourAgo = new Date(Date.now() - 3600_000);
+  const plant = (name: string, old: boolean) => {
+    writeFileSync(join(entries, name), '// livepatch-cache 0 0 - a\n');
+    if (old) utimesSync(join(entries, name), hourAgo, hourAgo);
+  };
+  plant('0'.repeat(64), true); // an entry of a file that changed long ago
+  plant(`${'1'.repeat(64)}.123.abc.tmp`, true); // a write a crash interrupted
+  plant('2'.repeat(64), false); // just written by a start running beside the prune: kept
+  mkdirSync(join(root, 'v4'));
+  writeFileSync(join(root, 'v4', 'x'), 'old format');
+  for (const e of before) utimesSync(join(entries, e), hourAgo, hourAgo);
+  // A new release of one file: its old entry is no longer needed.
+  writeFileSync(join(p.dir, 'lib/greet.js'), `exports.greet = function greet(n) { return 'hi ' + n; };\n`);
+
+  const pruned = await warm(p.dir, env, '--prune');
+  assert.equal(pruned.report.instrumented, 1, 'only the changed file');
+  assert.deepEqual(pruned.report.pruned, {
+    entries: 3,
+    bytes: pruned.report.pruned?.bytes,
+    formats: ['v4'],
+    keptYoung: 1,
+  });
+  assert.ok((pruned.report.pruned?.bytes ?? 0) > 0);
+  const after = new Set(readdirSync(entries));
+  assert.ok(!after.has('0'.repeat(64)) && after.has('2'.repeat(64)));
+  // The changed file's new entry took its old one's place; the young stranger stays.
+  assert.equal(after.size, before.length + 1);
+  assert.deepEqual(
+    readdirSync(root).filter((d) => /^v\d+$/.test(d)),
+    ['v5'],
+  );
+
+  const run = await runApp(p.dir, ['main.mjs'], { ...env, NODE_DEBUG: 'livepatch' });
+  assert.equal(run.code, 0, run.err);
+  const lines = loaderLines(run.err);
+  assert.ok(lines.length > 5, run.err);
+  assert.deepEqual(
+    lines.filter((l) => !l.endsWith(': cache hit')),
+    [],
+  );
+  assert.match(
+    await (async () => {
+      const child = spawnNode([cliEntry, 'cache', 'warm', p.dir, '--prune'], { cwd: p.dir, env });
+      await child.exited;
+      return child.stdout();
+    })(),
+    /\n {2}pruned: 0 entries this tree does not need \(0 KB\); 1 written in the last minute kept/,
   );
 });
 
