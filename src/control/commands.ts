@@ -75,30 +75,66 @@ function record(state: ControlState, op: ThreadOp): number {
 }
 
 /**
- * After a change that runs a patch's code in every thread (load, enable): waits for the worker threads to apply
- * it, and when one refused it (a pre-patch callback vetoed there, the patch failed to import there), takes the
- * patch back out of every thread — disabled, and for a load removed too — and throws with the thread's reason.
+ * Holds this thread's transition open while `fn` runs: a task of the universe before the change, as an old request
+ * would be. So a change that a worker thread then refuses is still reversible here, and an atomic-replace patch
+ * has not yet dropped the patches it replaces (they are freed when its transition completes).
  */
-async function allThreadsOrNone(
+async function holdingTransition<T>(t: ControlTarget, fn: () => Promise<T>): Promise<T> {
+  let release = () => {};
+  const held = new Promise<void>((resolve) => (release = resolve));
+  try {
+    t.runTask?.(() => held, 'livepatch: waiting for the worker threads');
+  } catch {}
+  try {
+    return await fn();
+  } finally {
+    release();
+  }
+}
+
+/**
+ * A change that runs a patch's code in every thread (load, enable): `change` makes it here and returns its
+ * sequence number. With worker threads, this thread's transition is held until every worker has applied the change
+ * (at most `waitMs`); when one refused it (a pre-patch callback vetoed there, the patch failed to import there), the
+ * change is reversed in every thread before any transition completes — disabled, and for a load removed too — and
+ * this throws with the thread's reason. The workers hold their transitions the same way until `commit`.
+ */
+async function inEveryThread(
   state: ControlState,
   t: ControlTarget,
-  seq: number,
   name: string,
   undo: 'remove' | 'disable',
   waitMs: number | undefined,
+  change: () => Promise<number>,
 ): Promise<void> {
-  if (state.threads === undefined || seq === 0) return;
-  const failed = await state.threads.applied(seq, waitMs);
-  if (failed.length === 0) return;
-  const first = failed[0]!;
+  const threads = state.threads;
+  if (threads === undefined || !threads.hasWorkers()) {
+    await change();
+    return;
+  }
+  let seq = 0;
+  let failed: { thread: number; message: string }[] = [];
   let left = '';
-  try {
-    if (isLoaded(t, name) && (t.patchInfo(name) as { enabled?: boolean }).enabled) {
-      await t.disablePatch(name);
-      record(state, { op: 'disable', name });
+  await holdingTransition(t, async () => {
+    try {
+      seq = await change();
+      failed = await threads.applied(seq, waitMs);
+      if (failed.length > 0 && isLoaded(t, name) && (t.patchInfo(name) as { enabled?: boolean }).enabled) {
+        // Reversed while the transition is held: nothing has completed yet, here or in a worker.
+        await t.disablePatch(name);
+        record(state, { op: 'disable', name });
+      }
+    } catch (e) {
+      if (failed.length === 0) throw e;
+      left = `; taking it back out failed too: ${e instanceof Error ? e.message : String(e)}`;
+    } finally {
+      if (seq !== 0) threads.commit(seq);
     }
-    if (undo === 'remove') {
-      // The main thread's reverse transition waits for its old tasks like any other.
+  });
+  if (failed.length === 0) return;
+  if (undo === 'remove' && left === '') {
+    try {
+      // The reverse transition waits for this thread's old tasks like any other.
       if (t.transition() !== null) await t.waitForTransition(UNDO_WAIT_MS);
       if (t.transition() === null) {
         await t.removePatch(name);
@@ -106,10 +142,11 @@ async function allThreadsOrNone(
         // The private copy stays until the process exits: a worker may be importing it still.
         state.origins.delete(name);
       } else left = `; it stays loaded and disabled here until its reverse transition ends (see 'list')`;
+    } catch (e) {
+      left = `; taking it back out failed too: ${e instanceof Error ? e.message : String(e)}`;
     }
-  } catch (e) {
-    left = `; taking it back out failed too: ${e instanceof Error ? e.message : String(e)}`;
   }
+  const first = failed[0]!;
   throw new LivepatchError(
     'EINVAL',
     `patch '${name}' failed in worker thread ${first.thread}: ${first.message}` +
@@ -165,28 +202,29 @@ export async function loadReceived(
     from,
     fixes: fixesOf(patch.bytes),
   };
-  try {
-    await t.loadPatch(imported.spec, {
-      source: hash,
+  await inEveryThread(state, t, name, 'remove', waitMs, async () => {
+    try {
+      await t.loadPatch(imported.spec, {
+        source: hash,
+        file: imported.file,
+        ...(signedBy !== null ? { signedBy } : {}),
+        fixes: origin.fixes,
+      });
+    } catch (e) {
+      removeQuietly(imported.copy);
+      throw e;
+    }
+    state.origins.set(name, origin);
+    return record(state, {
+      op: 'load',
+      name,
+      copy: imported.copy,
       file: imported.file,
-      ...(signedBy !== null ? { signedBy } : {}),
+      sha256: hash,
+      signedBy,
       fixes: origin.fixes,
     });
-  } catch (e) {
-    removeQuietly(imported.copy);
-    throw e;
-  }
-  state.origins.set(name, origin);
-  const seq = record(state, {
-    op: 'load',
-    name,
-    copy: imported.copy,
-    file: imported.file,
-    sha256: hash,
-    signedBy,
-    fixes: origin.fixes,
   });
-  await allThreadsOrNone(state, t, seq, name, 'remove', waitMs);
   return { name, already: false, transition: transitionOf(state, t)?.patch === name, sha256: hash };
 }
 
@@ -265,15 +303,10 @@ export function makeHandlers(state: ControlState): Partial<Record<Command, Handl
       run: async (args) => {
         const t = need(state);
         const name = nameArg(args);
-        await t.enablePatch(name);
-        await allThreadsOrNone(
-          state,
-          t,
-          record(state, { op: 'enable', name }),
-          name,
-          'disable',
-          waitArg(args),
-        );
+        await inEveryThread(state, t, name, 'disable', waitArg(args), async () => {
+          await t.enablePatch(name);
+          return record(state, { op: 'enable', name });
+        });
         return { ok: true };
       },
     },

@@ -37,4 +37,6 @@ export interface ControlTarget {
   };
   sysfsRead(path: string): unknown;
   sysfsWrite(path: string, value: string): unknown;
+  /** Runs fn as a task (ends when fn returns, or when the promise it returns settles). */
+  runTask?<T>(fn: () => T, label?: string): T;
 }

@@ -64,6 +64,7 @@ type Message =
   | { t: 'op'; entry: LogEntry }
   | ThreadReport
   | { t: 'gone'; thread: number }
+  | { t: 'commit'; seq: number }
   | { t: 'symbols?'; req: number }
   | { t: 'symbols'; req: number; thread: number; modules: SymbolModule[] };
 
@@ -256,6 +257,21 @@ export class ThreadCoordinator {
     return entry.seq;
   }
 
+  /** True when a worker thread with the loader has reported: there is someone to wait for. */
+  hasWorkers(): boolean {
+    return this.threads.size > 0;
+  }
+
+  /**
+   * Lets the workers' transitions for change `seq` complete: the main thread has decided (every worker applied
+   * it, or the change was reversed after a refusal). Until then each worker holds its transition open.
+   */
+  commit(seq: number): void {
+    try {
+      this.channel?.postMessage({ t: 'commit', seq } satisfies Message);
+    } catch {}
+  }
+
   /** Live worker threads that report to this process (those started with the loader). */
   views(): ThreadView[] {
     // In step: every change applied, no transition running, and the same patches, enabled the same, as here.
@@ -392,6 +408,7 @@ export async function startThreadAgent(
     const m = e.data as Message;
     if (m === null || typeof m !== 'object') return;
     if (m.t === 'op') agent.enqueue(m.entry);
+    else if (m.t === 'commit') agent.commit(m.seq);
     else if (m.t === 'symbols?') {
       try {
         const modules = (runtime.symbols() as { modules: SymbolModule[] }).modules;
@@ -432,6 +449,38 @@ class ThreadAgent {
   private lastReport = '';
   /** A patch imported once, kept while its load waits for this thread's transition. */
   private readonly specs = new Map<number, unknown>();
+  /** Changes the main thread has decided on, and the transitions held until it does (by sequence number). */
+  private readonly committed = new Set<number>();
+  private readonly holds = new Map<number, () => void>();
+
+  commit(seq: number): void {
+    this.committed.add(seq);
+    if (this.committed.size > 64) this.committed.delete(this.committed.values().next().value!);
+    this.holds.get(seq)?.();
+  }
+
+  /**
+   * For a change that runs a patch's code (load, enable) while the main thread may still reverse it: a task of
+   * the old universe until the main thread commits, so this thread's transition cannot complete before (an
+   * atomic-replace patch would drop the patches it replaces). A minute at most, whatever happens.
+   */
+  private hold(entry: LogEntry): () => void {
+    if ((entry.op !== 'load' && entry.op !== 'enable') || this.committed.has(entry.seq)) return () => {};
+    let release = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const timer = setTimeout(release, 60_000);
+    timer.unref();
+    const done = () => {
+      clearTimeout(timer);
+      this.holds.delete(entry.seq);
+      release();
+    };
+    this.holds.set(entry.seq, done);
+    try {
+      this.runtime.runTask?.(() => held, 'livepatch: waiting for the main thread');
+    } catch {}
+    return done;
+  }
 
   constructor(
     private readonly runtime: WorkerRuntime,
@@ -462,9 +511,11 @@ class ThreadAgent {
     }
     this.queue = this.queue.then(async () => {
       if (entry.seq <= this.applied) return;
+      const release = catchingUp ? () => {} : this.hold(entry);
       try {
         await this.apply(entry);
       } catch (e) {
+        release();
         // A change of a patch this thread does not have (it failed to load here, or the thread started after a
         // force or a disable) is moot.
         const moot = entry.op !== 'load' && (catchingUp || (isLivepatchError(e) && e.code === 'ENOENT'));

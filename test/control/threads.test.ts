@@ -188,6 +188,39 @@ test('a pre-patch callback that vetoes in the worker threads fails the load and 
   );
 });
 
+test('an atomic-replace patch vetoed in a worker leaves the patches it would have replaced, in every thread', async (t) => {
+  const lp = lpEnv(t);
+  const app = await startPool(t, lp);
+  assert.equal((await cli(lp, ['load', fix, '--pid', app.pid])).code, 0);
+  const load = await cli(lp, [
+    'load',
+    fixture('control/pool-patches/replace-veto-in-workers.js'),
+    '--pid',
+    app.pid,
+  ]);
+  assert.equal(load.code, 1, load.stdout);
+  assert.match(
+    load.stderr,
+    /patch 'replace-veto' failed in worker thread \d+: .*not in a worker; it was taken back out/,
+  );
+  assert.deepEqual(
+    (await cliJson(lp, ['list', '--pid', app.pid, '--json'])).patches.map(
+      (p: { name: string; enabled: boolean }) => [p.name, p.enabled],
+    ),
+    [['fix-pool-price', true]],
+  );
+  await until(
+    'threads in step after the veto',
+    () => threads(lp, app.pid),
+    (r) => r.length === 2 && r.every((x) => x.settled),
+  );
+  assert.equal(await app.main(), 20);
+  assert.deepEqual(
+    (await app.pool()).map((w) => w.price),
+    [20, 20],
+  );
+});
+
 test('a worker thread whose event loop is busy holds the transition until it has applied the patch', async (t) => {
   const lp = lpEnv(t);
   const app = await startPool(t, lp);
