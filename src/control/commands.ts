@@ -12,7 +12,7 @@ import {
 import type { PatchOrigin, ProcessMeta, Command } from './protocol.js';
 import type { Handler } from './server.js';
 import type { ControlTarget, TransitionView } from './target.js';
-import type { ThreadCoordinator, ThreadOp } from './threads.js';
+import { HOLD_MAIN, type ThreadCoordinator, type ThreadOp } from './threads.js';
 import { sha256 } from './trust.js';
 
 export interface ControlState {
@@ -69,6 +69,15 @@ function transitionOf(state: ControlState, t: ControlTarget): TransitionView | n
   return state.threads === undefined ? own : state.threads.transition(own);
 }
 
+/**
+ * After a change that runs no patch code a worker could refuse (disable, force, remove): gives the worker threads a
+ * moment to apply it, so that the transition the client then follows already includes theirs. Never more than a
+ * second: this thread has made the change already, and a busy worker is reported by the transition.
+ */
+async function settled(state: ControlState, seq: number): Promise<void> {
+  if (state.threads?.hasWorkers()) await state.threads.applied(seq, 1_000);
+}
+
 /** Tells the worker threads of a change made here; returns its sequence number (0 without workers). */
 function record(state: ControlState, op: ThreadOp): number {
   return state.threads?.record(op) ?? 0;
@@ -83,7 +92,7 @@ async function holdingTransition<T>(t: ControlTarget, fn: () => Promise<T>): Pro
   let release = () => {};
   const held = new Promise<void>((resolve) => (release = resolve));
   try {
-    t.runTask?.(() => held, 'livepatch: waiting for the worker threads');
+    t.runTask?.(() => held, HOLD_MAIN);
   } catch {}
   try {
     return await fn();
@@ -315,7 +324,7 @@ export function makeHandlers(state: ControlState): Partial<Record<Command, Handl
       run: async (args) => {
         const name = nameArg(args);
         await need(state).disablePatch(name);
-        record(state, { op: 'disable', name });
+        await settled(state, record(state, { op: 'disable', name }));
         return { ok: true };
       },
     },
@@ -330,7 +339,7 @@ export function makeHandlers(state: ControlState): Partial<Record<Command, Handl
           // Done here, still running in a worker thread: the force is for that thread.
           if (t.transition() !== null || transitionOf(state, t)?.patch !== name) throw e;
         }
-        record(state, { op: 'force', name });
+        await settled(state, record(state, { op: 'force', name }));
         return { ok: true };
       },
     },
@@ -339,7 +348,7 @@ export function makeHandlers(state: ControlState): Partial<Record<Command, Handl
       run: async (args) => {
         const name = nameArg(args);
         await need(state).removePatch(name);
-        record(state, { op: 'remove', name });
+        await settled(state, record(state, { op: 'remove', name }));
         state.origins.delete(name);
         return { ok: true };
       },

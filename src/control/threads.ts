@@ -74,6 +74,10 @@ const ACK_MS =
 /** Node's threadId of the main thread. */
 const MAIN_THREAD = 0;
 
+/** The labels of the tasks that hold a transition while the threads agree (commands.ts, ThreadAgent.hold). */
+export const HOLD_MAIN = 'livepatch: waiting for the worker threads';
+export const HOLD_WORKER = 'livepatch: waiting for the main thread';
+
 export function channelName(pid: number): string {
   return `livepatch.threads.${pid}`;
 }
@@ -359,18 +363,24 @@ export class ThreadCoordinator {
     for (const v of this.views()) {
       if (v.settled || !v.loader) continue;
       const failed = v.errors.at(-1);
+      const age = last ? now - last.at : 0;
       const label =
         v.applied < this.head
-          ? `thread ${v.thread}: has not applied the change yet (its event loop is busy?)`
+          ? `thread ${v.thread}: has not applied the change yet` +
+            (age > 1000 ? ' (its event loop is busy?)' : '')
           : v.transition !== null
-            ? `thread ${v.thread}: ${v.transition.tasks.length} task(s) of the old universe` +
-              (v.transition.tasks.length > 0 ? `: ${v.transition.tasks.join(', ')}` : '')
+            ? v.transition.tasks.length === 0
+              ? `thread ${v.thread}: completing its transition`
+              : `thread ${v.thread}: ${v.transition.tasks.length} task(s) of the old universe: ${v.transition.tasks.join(', ')}`
             : failed !== undefined
               ? `thread ${v.thread}: ${failed.op} of '${failed.name}' failed there: ${failed.message}`
               : `thread ${v.thread}: its patches differ from the main thread's`;
-      tasks.push({ id: `thread-${v.thread}`, kind: 'worker', label, ageMs: last ? now - last.at : 0 });
+      tasks.push({ id: `thread-${v.thread}`, kind: 'worker', label, ageMs: age });
     }
-    if (own !== null) return tasks.length > 0 ? { ...own, tasks: [...own.tasks, ...tasks] } : own;
+    if (own !== null) {
+      const mine = own.tasks.filter((x) => x.label !== HOLD_MAIN);
+      return { ...own, tasks: [...mine, ...tasks] };
+    }
     if (tasks.length === 0 || last === undefined) return null;
     const target = last.op === 'disable' || last.op === 'remove' ? 'unpatched' : 'patched';
     return { patch: last.name, target, startedAt: last.at, tasks };
@@ -447,6 +457,7 @@ class ThreadAgent {
   private readonly errors: ThreadReport['errors'] = [];
   private watching: NodeJS.Timeout | undefined;
   private lastReport = '';
+  private awaiting = false;
   /** A patch imported once, kept while its load waits for this thread's transition. */
   private readonly specs = new Map<number, unknown>();
   /** Changes the main thread has decided on, and the transitions held until it does (by sequence number). */
@@ -477,7 +488,7 @@ class ThreadAgent {
     };
     this.holds.set(entry.seq, done);
     try {
-      this.runtime.runTask?.(() => held, 'livepatch: waiting for the main thread');
+      this.runtime.runTask?.(() => held, HOLD_WORKER);
     } catch {}
     return done;
   }
@@ -591,7 +602,13 @@ class ThreadAgent {
     let patches: ThreadReport['patches'] = [];
     try {
       const t = this.runtime.transition();
-      if (t !== null) transition = { patch: t.patch, target: t.target, tasks: t.tasks.map((x) => x.label) };
+      // The hold is livepatch's own, and released within moments: not a task of the app's to report.
+      if (t !== null)
+        transition = {
+          patch: t.patch,
+          target: t.target,
+          tasks: t.tasks.filter((x) => x.label !== HOLD_WORKER).map((x) => x.label),
+        };
       const tree = this.runtime.tree() as { patches: { name: string; enabled: boolean }[] };
       patches = tree.patches.map((p) => ({ name: p.name, enabled: p.enabled }));
     } catch {}
@@ -610,8 +627,16 @@ class ThreadAgent {
         this.channel?.postMessage(m);
       } catch {}
     }
+    if (transition !== null && !this.awaiting) {
+      // Said as soon as the transition completes; the interval below only follows its list of tasks.
+      this.awaiting = true;
+      void this.runtime.waitForTransition(3_600_000).then(() => {
+        this.awaiting = false;
+        this.report();
+      });
+    }
     if (transition !== null && this.watching === undefined) {
-      this.watching = setInterval(() => this.report(), 100);
+      this.watching = setInterval(() => this.report(), 250);
       this.watching.unref();
     } else if (transition === null && this.watching !== undefined) {
       clearInterval(this.watching);

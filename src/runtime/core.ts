@@ -403,6 +403,8 @@ export class Core {
       };
       const onDone = () => done(true);
       const timer = setTimeout(() => done(this.transitionPatch === undefined), Math.max(0, timeoutMs));
+      // Waiting for a transition is no reason to keep a thread alive: its old tasks do that while they run.
+      timer.unref();
       this.waiters.add(onDone);
     });
   }
