@@ -11,7 +11,7 @@ import {
 } from './patches.js';
 import type { PatchOrigin, ProcessMeta, Command } from './protocol.js';
 import type { Handler } from './server.js';
-import type { ControlTarget, TransitionView } from './target.js';
+import { hasPatch, type ControlTarget, type TransitionView } from './target.js';
 import { HOLD_MAIN, type ThreadCoordinator, type ThreadOp } from './threads.js';
 import { sha256 } from './trust.js';
 
@@ -51,16 +51,6 @@ function waitArg(args: Record<string, unknown>): number | undefined {
 function nameArg(args: Record<string, unknown>): string {
   if (typeof args['name'] !== 'string') throw new LivepatchError('EINVAL', "'name' must be a string");
   return checkPatchName(args['name']);
-}
-
-/** True if the runtime still has a patch of that name. */
-function isLoaded(t: ControlTarget, name: string): boolean {
-  try {
-    t.patchInfo(name);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The transition the CLI follows: this thread's own and the worker threads' still running. */
@@ -128,7 +118,7 @@ async function inEveryThread(
     try {
       seq = await change();
       failed = await threads.applied(seq, waitMs);
-      if (failed.length > 0 && isLoaded(t, name) && (t.patchInfo(name) as { enabled?: boolean }).enabled) {
+      if (failed.length > 0 && hasPatch(t, name) && (t.patchInfo(name) as { enabled?: boolean }).enabled) {
         // Reversed while the transition is held: nothing has completed yet, here or in a worker.
         await t.disablePatch(name);
         record(state, { op: 'disable', name });
@@ -182,7 +172,7 @@ export async function loadReceived(
   // Verified before anything else, even an answer of "already loaded": enforcing means no unsigned bytes are acted on.
   const signedBy = verifyReceived(patch, state.keys);
   for (const o of state.origins.values()) {
-    if (o.sha256 === hash && isLoaded(t, o.name)) {
+    if (o.sha256 === hash && hasPatch(t, o.name)) {
       return {
         name: o.name,
         already: true,
@@ -194,7 +184,7 @@ export async function loadReceived(
   state.seq += 1;
   const imported = await importPatch(patch, state.patchDir, state.seq);
   const name = imported.spec.name;
-  if (isLoaded(t, name)) {
+  if (hasPatch(t, name)) {
     removeQuietly(imported.copy);
     throw new LivepatchError(
       'EEXIST',

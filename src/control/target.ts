@@ -40,3 +40,13 @@ export interface ControlTarget {
   /** Runs fn as a task (ends when fn returns, or when the promise it returns settles). */
   runTask?<T>(fn: () => T, label?: string): T;
 }
+
+/** True if the runtime has a patch of that name. */
+export function hasPatch(t: ControlTarget, name: string): boolean {
+  try {
+    t.patchInfo(name);
+    return true;
+  } catch {
+    return false;
+  }
+}

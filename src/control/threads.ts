@@ -13,7 +13,7 @@ import { lstatSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { isLivepatchError, LivepatchError } from '../errors.js';
 import { checkPrivateDir, checkTrustedFile, controlDir, privatePatchDir } from './paths.js';
-import type { ControlTarget, TaskView, TransitionView } from './target.js';
+import { hasPatch, type ControlTarget, type TaskView, type TransitionView } from './target.js';
 
 /** One change to a runtime, as the main thread made it. */
 export type ThreadOp =
@@ -642,15 +642,6 @@ class ThreadAgent {
       clearInterval(this.watching);
       this.watching = undefined;
     }
-  }
-}
-
-function hasPatch(r: ControlTarget, name: string): boolean {
-  try {
-    r.patchInfo(name);
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -41,6 +41,20 @@ async function warm(dir: string, env: NodeJS.ProcessEnv, ...args: string[]) {
 
 const loaderLines = (err: string) => err.split('\n').filter((l) => /loader: '[^']+': /.test(l));
 
+/** Starts the app under the loader and checks that every module it looked up (at least `min`) was a cache hit. */
+async function startsWarm(dir: string, env: NodeJS.ProcessEnv, min: number) {
+  const run = await runApp(dir, ['main.mjs'], { ...env, NODE_DEBUG: 'livepatch' });
+  assert.equal(run.code, 0, run.err);
+  const lines = loaderLines(run.err);
+  assert.ok(lines.length > min, run.err);
+  assert.deepEqual(
+    lines.filter((l) => !l.endsWith(': cache hit')),
+    [],
+    'every module is a cache hit, none is instrumented at start',
+  );
+  return { run, lines };
+}
+
 for (const hooks of ['default', 'async'] as const) {
   test(`after 'cache warm' a start takes every instrumented module from the cache (${hooks} hooks)`, async (t) => {
     const p = project(['express']);
@@ -64,15 +78,8 @@ for (const hooks of ['default', 'async'] as const) {
     assert.ok((report.skipped['not JavaScript'] ?? 0) >= 2); // package.json, README.md
     assert.ok(report.packagesFiltered > 10, 'the dependencies of express are not selected');
 
-    const run = await runApp(p.dir, ['main.mjs'], { ...env, NODE_DEBUG: 'livepatch' });
-    assert.equal(run.code, 0, run.err);
+    const { run, lines } = await startsWarm(p.dir, env, 0);
     assert.match(run.out, /^FUNCTION$/m);
-    const lines = loaderLines(run.err);
-    assert.deepEqual(
-      lines.filter((l) => !l.endsWith(': cache hit')),
-      [],
-      'every module is a cache hit, none is instrumented at start',
-    );
     const registered = run.lp?.modules ?? [];
     assert.ok(registered.includes('express/lib/application.js'), registered.join(', '));
     assert.ok(registered.includes('warm-app/lib/greet.js'));
@@ -99,14 +106,7 @@ test("'cache warm' with LIVEPATCH_INSTRUMENT='*' covers every dependency a start
   const env = cleanEnv(p.dir, { LIVEPATCH_INSTRUMENT: '*' });
   const { report } = await warm(p.dir, env);
   assert.ok(report.instrumented > 100, JSON.stringify({ ...report, failed: report.failed.length }));
-  const run = await runApp(p.dir, ['main.mjs'], { ...env, NODE_DEBUG: 'livepatch' });
-  assert.equal(run.code, 0, run.err);
-  const lines = loaderLines(run.err);
-  assert.ok(lines.length > 50, run.err);
-  assert.deepEqual(
-    lines.filter((l) => !l.endsWith(': cache hit')),
-    [],
-  );
+  await startsWarm(p.dir, env, 50);
 });
 
 test("'cache warm --prune' removes what this tree no longer needs, and a start still finds every entry", async (t) => {
@@ -151,14 +151,7 @@ test("'cache warm --prune' removes what this tree no longer needs, and a start s
     ['v5'],
   );
 
-  const run = await runApp(p.dir, ['main.mjs'], { ...env, NODE_DEBUG: 'livepatch' });
-  assert.equal(run.code, 0, run.err);
-  const lines = loaderLines(run.err);
-  assert.ok(lines.length > 5, run.err);
-  assert.deepEqual(
-    lines.filter((l) => !l.endsWith(': cache hit')),
-    [],
-  );
+  await startsWarm(p.dir, env, 5);
   assert.match(
     await (async () => {
       const child = spawnNode([cliEntry, 'cache', 'warm', p.dir, '--prune'], { cwd: p.dir, env });

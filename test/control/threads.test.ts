@@ -19,7 +19,8 @@ async function startPool(t: TestContext, lp: LpEnv) {
   const pool = async () =>
     JSON.parse((await get(port, '/pool')).body) as { thread: number; price: number; tag: string }[];
   const main = async () => Number((await get(port, '/main')).body);
-  return { child, pid: String(child.proc.pid), port, pool, main };
+  const prices = async () => (await pool()).map((w) => w.price);
+  return { child, pid: String(child.proc.pid), port, pool, main, prices };
 }
 
 interface ThreadRow {
@@ -57,10 +58,7 @@ test('a patch reaches every worker thread, one started later starts patched, unl
   const load = await cli(lp, ['load', fix, '--pid', app.pid]);
   assert.equal(load.code, 0, load.stderr);
   assert.match(load.stdout, /patched 'fix-pool-price': transition complete/);
-  assert.deepEqual(
-    (await app.pool()).map((w) => w.price),
-    [20, 20],
-  );
+  assert.deepEqual(await app.prices(), [20, 20]);
   assert.equal(await app.main(), 20);
 
   const rows = await threads(lp, app.pid);
@@ -79,10 +77,7 @@ test('a patch reaches every worker thread, one started later starts patched, unl
 
   const unload = await cli(lp, ['unload', 'fix-pool-price', '--pid', app.pid]);
   assert.equal(unload.code, 0, unload.stderr);
-  assert.deepEqual(
-    (await app.pool()).map((w) => w.price),
-    [21, 21, 21],
-  );
+  assert.deepEqual(await app.prices(), [21, 21, 21]);
   assert.equal(await app.main(), 21);
   const after = await threads(lp, app.pid);
   assert.deepEqual(
@@ -165,10 +160,7 @@ test('a pre-patch callback that vetoes in the worker threads fails the load and 
     /livepatch: worker thread \d+: load of 'veto-in-workers' failed: pre-patch callback failed/,
   );
   assert.equal(await app.main(), 21);
-  assert.deepEqual(
-    (await app.pool()).map((w) => w.price),
-    [21, 21],
-  );
+  assert.deepEqual(await app.prices(), [21, 21]);
   const rows = await until(
     'threads in step after the veto',
     () => threads(lp, app.pid),
@@ -182,10 +174,7 @@ test('a pre-patch callback that vetoes in the worker threads fails the load and 
   // Nothing was left behind: the good patch loads afterwards into every thread.
   const good = await cli(lp, ['load', fix, '--pid', app.pid]);
   assert.equal(good.code, 0, good.stderr);
-  assert.deepEqual(
-    (await app.pool()).map((w) => w.price),
-    [20, 20],
-  );
+  assert.deepEqual(await app.prices(), [20, 20]);
 });
 
 test('an atomic-replace patch vetoed in a worker leaves the patches it would have replaced, in every thread', async (t) => {
@@ -215,10 +204,7 @@ test('an atomic-replace patch vetoed in a worker leaves the patches it would hav
     (r) => r.length === 2 && r.every((x) => x.settled),
   );
   assert.equal(await app.main(), 20);
-  assert.deepEqual(
-    (await app.pool()).map((w) => w.price),
-    [20, 20],
-  );
+  assert.deepEqual(await app.prices(), [20, 20]);
 });
 
 test('a worker thread whose event loop is busy holds the transition until it has applied the patch', async (t) => {
@@ -253,10 +239,7 @@ test('a worker thread whose event loop is busy holds the transition until it has
     (r) => r.every((x) => x.settled),
   );
   assert.doesNotMatch((await cli(lp, ['list', '--pid', app.pid])).stdout, /not caught up/);
-  assert.deepEqual(
-    (await app.pool()).map((w) => w.price),
-    [20, 20],
-  );
+  assert.deepEqual(await app.prices(), [20, 20]);
 });
 
 test("a worker's own HTTP requests are tasks of its own transition: a held one keeps the old code to its end", async (t) => {
