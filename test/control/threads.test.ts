@@ -2,6 +2,7 @@
 // later starts patched, a veto in one thread leaves no thread patched, and a worker whose event loop is busy is
 // what the transition waits for. A real HTTP service with a real pool of worker_threads, driven by the real CLI.
 import assert from 'node:assert/strict';
+import { Agent, request } from 'node:http';
 import { test, type TestContext } from 'node:test';
 import { fixture, registerEntry, spawnNode } from '../helpers.js';
 import { cli, cliJson, get, lpEnv, type LpEnv } from './harness.js';
@@ -266,4 +267,52 @@ test("a worker's own HTTP requests are tasks of its own transition: a held one k
     (r) => r.length === 3 && r.every((x) => x.settled),
   );
   assert.equal((await get(wport, '/price')).body, '20');
+});
+
+test('load and unload cycles while requests keep the pool busy: no failed request, every answer old or new', async (t) => {
+  const lp = lpEnv(t);
+  const app = await startPool(t, lp);
+  const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+  t.after(() => agent.destroy());
+  let running = true;
+  const seen = new Map<string, number>();
+  let failed = 0;
+  const client = async () => {
+    while (running) {
+      try {
+        const body = await new Promise<string>((resolve, reject) => {
+          const req = request({ host: '127.0.0.1', port: app.port, path: '/pool', agent }, (res) => {
+            let b = '';
+            res.setEncoding('utf8').on('data', (d: string) => (b += d));
+            res.on('end', () =>
+              res.statusCode === 200 ? resolve(b) : reject(new Error(`${res.statusCode}`)),
+            );
+          });
+          req.on('error', reject);
+          req.end();
+        });
+        for (const w of JSON.parse(body) as { price: number }[])
+          seen.set(String(w.price), (seen.get(String(w.price)) ?? 0) + 1);
+      } catch {
+        failed++;
+      }
+    }
+  };
+  const clients = Array.from({ length: 8 }, client);
+  for (let i = 0; i < 6; i++) {
+    const load = await cli(lp, ['load', fix, '--pid', app.pid]);
+    assert.equal(load.code, 0, load.stderr);
+    const unload = await cli(lp, ['unload', 'fix-pool-price', '--pid', app.pid]);
+    assert.equal(unload.code, 0, unload.stderr);
+  }
+  assert.equal((await cli(lp, ['load', fix, '--pid', app.pid])).code, 0);
+  running = false;
+  await Promise.all(clients);
+  assert.equal(failed, 0);
+  // Only the two universes' answers, both of them many times: the patch went in and out under load.
+  assert.deepEqual([...seen.keys()].sort(), ['20', '21']);
+  assert.ok((seen.get('20') ?? 0) > 10 && (seen.get('21') ?? 0) > 10, JSON.stringify([...seen]));
+  assert.deepEqual(await app.prices(), [20, 20]);
+  const rows = await threads(lp, app.pid);
+  assert.ok(rows.length === 2 && rows.every((r) => r.settled), JSON.stringify(rows));
 });
