@@ -118,8 +118,11 @@ async function finish(
   io: Io,
   label: string,
   extra: Record<string, unknown>,
+  spentMs = 0,
 ): Promise<Outcome> {
-  const f = await followTransition(c, name, o.timeout * 1000, io, o.json);
+  // `--timeout` bounds the whole command: time the process already spent waiting for its worker threads counts.
+  const followed = await followTransition(c, name, Math.max(0, o.timeout * 1000 - spentMs), io, o.json);
+  const f = { ...followed, ms: followed.ms + spentMs };
   if (!f.done) {
     if (!o.json) io.err(label + stalledReport(name, f, t, target));
     return {
@@ -173,6 +176,7 @@ export async function load(o: Options, io: Io, file: string): Promise<number> {
       // How long the process may wait for its worker threads to apply the patch before it answers.
       waitMs: o.timeout * 1000,
     };
+    const sent = Date.now();
     const r = (await retryBusy(() => c.request('load', args), o.timeout * 1000, io, o.json, label).catch(
       (e: unknown) => {
         throw withHint(e, t);
@@ -189,11 +193,18 @@ export async function load(o: Options, io: Io, file: string): Promise<number> {
     }
     if (!o.json)
       io.out(`${label}waiting (up to ${o.timeout} s) for the patching transition of '${r.name}'...`);
-    const done = await finish(c, t, r.name, 'patched', 'patching', o, io, label, {
-      already: false,
-      sha256: r.sha256,
-      enabled: true,
-    });
+    const done = await finish(
+      c,
+      t,
+      r.name,
+      'patched',
+      'patching',
+      o,
+      io,
+      label,
+      { already: false, sha256: r.sha256, enabled: true },
+      Date.now() - sent,
+    );
     if (done.code !== EXIT.timeout || !o.revert) return done;
     return revertStalled(c, r.name, o, io, label, done);
   });

@@ -347,11 +347,19 @@ export function makeHandlers(state: ControlState): Partial<Record<Command, Handl
     'sysfs-write': {
       mutating: true,
       run: async (args) => {
+        const t = need(state);
         const path = str(args, 'path');
         const value = str(args, 'value');
-        await need(state).sysfsWrite(path, value);
-        const name = path.replace(/^\/?sys\/kernel\/livepatch\//, '').split('/')[0] ?? '';
-        record(state, { op: 'sysfs-write', name, path, value });
+        const rel = path.replace(/^\/?sys\/kernel\/livepatch\//, '');
+        const name = rel.split('/')[0] ?? '';
+        const write = async () => {
+          await t.sysfsWrite(path, value);
+          return record(state, { op: 'sysfs-write', name, path, value });
+        };
+        // `echo 1 > enabled` is an enable: every thread or none, as the command.
+        if (rel === `${name}/enabled` && value.trim() === '1')
+          await inEveryThread(state, t, name, 'disable', undefined, write);
+        else await settled(state, await write());
         return { ok: true };
       },
     },

@@ -178,6 +178,32 @@ test('a pre-patch callback that vetoes in the worker threads fails the load and 
   assert.deepEqual(await app.prices(), [20, 20]);
 });
 
+test('an enable through sysfs that a worker refuses is undone in every thread, as the enable command', async (t) => {
+  const lp = lpEnv(t);
+  const app = await startPool(t, lp);
+  const veto = fixture('control/pool-patches/veto-second-enable.js');
+  assert.equal((await cli(lp, ['load', veto, '--pid', app.pid])).code, 0);
+  assert.deepEqual(await app.prices(), [20, 20]);
+  const off = await cli(lp, ['sysfs', 'veto-second-enable/enabled', '0', '--pid', app.pid]);
+  assert.equal(off.code, 0, off.stderr);
+  await until('disabled everywhere', app.prices, (p) => p.join() === '21,21');
+
+  const on = await cli(lp, ['sysfs', 'veto-second-enable/enabled', '1', '--pid', app.pid]);
+  assert.equal(on.code, 1, on.stdout);
+  assert.match(
+    on.stderr,
+    /failed in worker thread \d+: .*not twice in a worker; it was taken back out of every thread/,
+  );
+  assert.equal((await cliJson(lp, ['list', '--pid', app.pid, '--json'])).patches[0].enabled, false);
+  await until(
+    'threads in step after the refused enable',
+    () => threads(lp, app.pid),
+    (r) => r.length === 2 && r.every((x) => x.settled),
+  );
+  assert.equal(await app.main(), 21);
+  assert.deepEqual(await app.prices(), [21, 21]);
+});
+
 test('an atomic-replace patch vetoed in a worker leaves the patches it would have replaced, in every thread', async (t) => {
   const lp = lpEnv(t);
   const app = await startPool(t, lp);
