@@ -35,6 +35,17 @@ async function threads(lp: LpEnv, pid: string): Promise<ThreadRow[]> {
   return ((await cliJson(lp, ['list', '--pid', pid, '--json'])).threads ?? []) as ThreadRow[];
 }
 
+/** Waits until both pool workers are in step, then checks that every thread prices as `expected`. */
+async function everyThreadPrices(lp: LpEnv, app: Awaited<ReturnType<typeof startPool>>, expected: number) {
+  await until(
+    'both workers in step',
+    () => threads(lp, app.pid),
+    (r) => r.length === 2 && r.every((x) => x.settled),
+  );
+  assert.equal(await app.main(), expected);
+  assert.deepEqual(await app.prices(), [expected, expected]);
+}
+
 async function until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, ms = 10_000): Promise<T> {
   const t0 = Date.now();
   for (;;) {
@@ -195,13 +206,7 @@ test('an enable through sysfs that a worker refuses is undone in every thread, a
     /failed in worker thread \d+: .*not twice in a worker; it was taken back out of every thread/,
   );
   assert.equal((await cliJson(lp, ['list', '--pid', app.pid, '--json'])).patches[0].enabled, false);
-  await until(
-    'threads in step after the refused enable',
-    () => threads(lp, app.pid),
-    (r) => r.length === 2 && r.every((x) => x.settled),
-  );
-  assert.equal(await app.main(), 21);
-  assert.deepEqual(await app.prices(), [21, 21]);
+  await everyThreadPrices(lp, app, 21);
 });
 
 test('an atomic-replace patch vetoed in a worker leaves the patches it would have replaced, in every thread', async (t) => {
@@ -225,13 +230,7 @@ test('an atomic-replace patch vetoed in a worker leaves the patches it would hav
     ),
     [['fix-pool-price', true]],
   );
-  await until(
-    'threads in step after the veto',
-    () => threads(lp, app.pid),
-    (r) => r.length === 2 && r.every((x) => x.settled),
-  );
-  assert.equal(await app.main(), 20);
-  assert.deepEqual(await app.prices(), [20, 20]);
+  await everyThreadPrices(lp, app, 20);
 });
 
 test('a worker thread whose event loop is busy holds the transition until it has applied the patch', async (t) => {
