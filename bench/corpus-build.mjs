@@ -1,6 +1,7 @@
-// Build time of the corpus: `livepatch build` for every case of corpus/ on Node.js 20, 22 and 24, in interleaved rounds.
+// Build time of the corpus: `livepatch build` for every case of corpus/ on Node.js 20, 22, 24 and 26, in interleaved
+// rounds.
 //
-// usage: node bench/corpus-build.mjs [--quick] [--nodes 20,22,24] [--out result.json]
+// usage: node bench/corpus-build.mjs [--quick] [--nodes 20,22,24,26] [--out result.json]
 //
 // Each build is the command `npm run corpus` times (scripts/corpus.mjs), run alone: the CLI from dist/, the
 // published versions from the tarball cache in .cache/corpus/npm (a first, discarded round fetches any missing
@@ -24,7 +25,7 @@ const cli = join(root, 'dist/src/cli/main.js');
 const { values: opts } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
-    nodes: { type: 'string', default: '20,22,24' },
+    nodes: { type: 'string', default: '20,22,24,26' },
     out: { type: 'string' },
   },
 });

