@@ -171,6 +171,29 @@ interface PatchInfoView {
     funcs?: { name: string; sympos?: number; form?: string }[];
   }[];
   origin: (PatchOrigin & { fixes?: string[] }) | null;
+  /** Only when the process has worker threads (threads.ts): the patch as each of them has it. */
+  threads?: {
+    thread: number;
+    present: boolean;
+    enabled?: boolean;
+    transition?: boolean;
+    objects?: { name: string; loaded: boolean; patched: boolean }[];
+  }[];
+  threadsNotAnswering?: number[];
+}
+
+/** `1, 2 and 5` */
+function threadList(ids: number[]): string {
+  return ids.length < 2 ? ids.join('') : `${ids.slice(0, -1).join(', ')} and ${ids.at(-1)}`;
+}
+
+/** Groups thread ids by a description of each: `enabled in threads 1 and 2; disabled in thread 3`. */
+function byThread(entries: [number, string][]): string {
+  const groups = new Map<string, number[]>();
+  for (const [id, what] of entries) groups.set(what, [...(groups.get(what) ?? []), id]);
+  return [...groups]
+    .map(([what, ids]) => `${what} in thread${ids.length > 1 ? 's' : ''} ${threadList(ids)}`)
+    .join('; ');
 }
 
 /** `kpatch info`, with what kpatch cannot say: where the patch came from, who signed it, what it fixes. */
@@ -189,9 +212,28 @@ export function renderInfo(i: PatchInfoView, pid: number): string {
       ...(o.fixes && o.fixes.length > 0 ? [`  fixes: ${o.fixes.join(', ')}`] : []),
     );
   lines.push(`  states: ${(i.states ?? []).map((s) => `${s.id}@${s.version}`).join(', ') || 'none'}`);
+  const threads = i.threads ?? [];
+  if (threads.length > 0 || (i.threadsNotAnswering ?? []).length > 0) {
+    const states = threads.map((t): [number, string] => [
+      t.thread,
+      t.present
+        ? patchState({ enabled: t.enabled ?? false, transition: t.transition ?? false })
+        : 'not applied',
+    ]);
+    for (const id of i.threadsNotAnswering ?? [])
+      states.push([id, 'not answering (its event loop is busy?)']);
+    lines.push(`  worker threads: ${byThread(states)}`);
+  }
+  const where = (o: { loaded?: boolean; patched?: boolean }) =>
+    o.loaded === false ? 'not loaded yet' : o.patched ? 'patched' : 'loaded, not patched';
   for (const ob of i.objects ?? []) {
-    const where = ob.loaded === false ? 'not loaded yet' : ob.patched ? 'patched' : 'loaded, not patched';
-    lines.push(`  object ${ob.name} (${where}), target hash: ${ob.hash ?? 'any (not pinned)'}`);
+    const inWorkers = threads.flatMap((t): [number, string][] => {
+      const there = t.objects?.find((x) => x.name === ob.name);
+      return there === undefined ? [] : [[t.thread, where(there)]];
+    });
+    // The main thread's word alone, where there are workers: a worker-only module is "not loaded yet" here.
+    const main = inWorkers.length > 0 ? `main thread: ${where(ob)}; ${byThread(inWorkers)}` : where(ob);
+    lines.push(`  object ${ob.name} (${main}), target hash: ${ob.hash ?? 'any (not pinned)'}`);
     for (const inst of ob.instances ?? []) lines.push(`    instance ${inst.file} sha256:${inst.hash}`);
     if (ob.callbacks && ob.callbacks.length > 0) lines.push(`    callbacks: ${ob.callbacks.join(', ')}`);
     for (const f of ob.funcs ?? [])

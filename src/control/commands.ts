@@ -250,8 +250,9 @@ export function makeHandlers(state: ControlState): Partial<Record<Command, Handl
       mutating: false,
       run: async (args) => {
         const name = nameArg(args);
-        const info = await need(state).patchInfo(name);
-        return { ...(info as object), origin: state.origins.get(name) ?? null };
+        const info = (await need(state).patchInfo(name)) as Record<string, unknown>;
+        const own = { ...info, origin: state.origins.get(name) ?? null };
+        return state.threads === undefined ? own : state.threads.info(own, name);
       },
     },
     status: {

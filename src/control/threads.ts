@@ -65,8 +65,21 @@ type Message =
   | ThreadReport
   | { t: 'gone'; thread: number }
   | { t: 'commit'; seq: number }
-  | { t: 'symbols?'; req: number }
-  | { t: 'symbols'; req: number; thread: number; modules: SymbolModule[] };
+  | Question
+  | { t: 'answer'; req: number; thread: number; value?: unknown; error?: string };
+
+/** What the main thread asks every worker, for a command that reports on the whole process. */
+type Question = { t: 'ask'; req: number } & ({ what: 'symbols' } | { what: 'info'; name: string });
+
+/** The patch as a worker has it, for `info` (the runtime's patchInfo, reduced to what differs by thread). */
+export interface ThreadPatchInfo {
+  thread: number;
+  /** False when this thread does not have the patch (a change failed here, or not applied yet). */
+  present: boolean;
+  enabled?: boolean;
+  transition?: boolean;
+  objects?: { name: string; loaded: boolean; patched: boolean }[];
+}
 
 const ACK_MS =
   Number(process.env['LIVEPATCH_THREAD_ACK_MS']) > 0 ? Number(process.env['LIVEPATCH_THREAD_ACK_MS']) : 5_000;
@@ -170,11 +183,47 @@ export class ThreadCoordinator {
       this.silent.delete(m.thread);
       for (const w of [...this.waiters]) w();
     } else if (m.t === 'gone') this.gone(m.thread);
-    else if (m.t === 'symbols') this.answers.get(m.req)?.(m.thread, m.modules);
+    else if (m.t === 'answer') this.answers.get(m.req)?.(m.thread, m);
   }
 
-  private readonly answers = new Map<number, (thread: number, modules: SymbolModule[]) => void>();
+  private readonly answers = new Map<
+    number,
+    (thread: number, m: { value?: unknown; error?: string }) => void
+  >();
   private reqs = 0;
+
+  /**
+   * Asks every reporting worker and collects their answers by thread, for at most `ms`: a worker whose event
+   * loop is busy is returned in `silent`. A worker's error is its answer's `error`.
+   */
+  private async ask(
+    question: { what: 'symbols' } | { what: 'info'; name: string },
+    ms: number,
+  ): Promise<{ answers: Map<number, { value?: unknown; error?: string }>; silent: number[] }> {
+    const waiting = new Set([...this.threads.keys()]);
+    const answers = new Map<number, { value?: unknown; error?: string }>();
+    if (waiting.size === 0 || this.channel === undefined) return { answers, silent: [] };
+    const req = ++this.reqs;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      timer.unref();
+      this.answers.set(req, (thread, m) => {
+        if (!waiting.delete(thread)) return;
+        answers.set(thread, m);
+        if (waiting.size === 0) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      try {
+        this.channel!.postMessage({ t: 'ask', req, ...question } satisfies Message);
+      } catch {
+        resolve();
+      }
+    });
+    this.answers.delete(req);
+    return { answers, silent: [...waiting].sort((a, b) => a - b) };
+  }
 
   /**
    * `symbols` for the whole process: the main thread's modules and those the worker threads loaded that it did
@@ -182,40 +231,41 @@ export class ThreadCoordinator {
    * (its event loop is busy) is named in `threadsNotAnswering`.
    */
   async symbols(own: { modules: SymbolModule[] }, ms = 1_000): Promise<Record<string, unknown>> {
-    const waiting = new Set([...this.threads.keys()]);
-    if (waiting.size === 0 || this.channel === undefined) return own;
-    const req = ++this.reqs;
+    if (this.threads.size === 0) return own;
+    const { answers, silent } = await this.ask({ what: 'symbols' }, ms);
     const key = (m: SymbolModule) => `${m.id}\0${m.hash}`;
     const byKey = new Map<string, SymbolModule>();
     for (const m of own.modules) byKey.set(key(m), { ...m, threads: [MAIN_THREAD] });
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      timer.unref();
-      this.answers.set(req, (thread, modules) => {
-        if (!waiting.delete(thread)) return;
-        for (const m of modules) {
-          const have = byKey.get(key(m));
-          if (have !== undefined) have.threads!.push(thread);
-          else byKey.set(key(m), { ...m, threads: [thread] });
-        }
-        if (waiting.size === 0) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      try {
-        this.channel!.postMessage({ t: 'symbols?', req } satisfies Message);
-      } catch {
-        resolve();
+    for (const [thread, a] of [...answers].sort(([x], [y]) => x - y)) {
+      for (const m of Array.isArray(a.value) ? (a.value as SymbolModule[]) : []) {
+        const have = byKey.get(key(m));
+        if (have !== undefined) have.threads!.push(thread);
+        else byKey.set(key(m), { ...m, threads: [thread] });
       }
-    });
-    this.answers.delete(req);
-    for (const m of byKey.values()) m.threads!.sort((a, b) => a - b);
+    }
     return {
       ...own,
       modules: [...byKey.values()],
-      ...(waiting.size > 0 ? { threadsNotAnswering: [...waiting].sort((a, b) => a - b) } : {}),
+      ...(silent.length > 0 ? { threadsNotAnswering: silent } : {}),
     };
+  }
+
+  /**
+   * `info` for the whole process: the main thread's view of the patch and, per worker, whether it has the patch,
+   * enabled or not, and which of its objects are loaded and patched there. A worker's own module is patched in
+   * that worker only, and the main thread alone would call it "not loaded yet".
+   */
+  async info(own: Record<string, unknown>, name: string, ms = 1_000): Promise<Record<string, unknown>> {
+    if (this.threads.size === 0) return own;
+    const { answers, silent } = await this.ask({ what: 'info', name }, ms);
+    const threads: ThreadPatchInfo[] = [...answers]
+      .sort(([x], [y]) => x - y)
+      .map(([thread, a]) => {
+        const v = a.value as ThreadPatchInfo | undefined;
+        if (a.error !== undefined || v === undefined) return { thread, present: false };
+        return { ...v, thread };
+      });
+    return { ...own, threads, ...(silent.length > 0 ? { threadsNotAnswering: silent } : {}) };
   }
 
   private logLine(line: string): void {
@@ -394,6 +444,24 @@ interface WorkerRuntime extends ControlTarget {
   log: ControlTarget['log'] & { write?(line: string): void };
 }
 
+/** A worker's answer to the main thread's question: its modules, or its view of one patch. */
+async function answerOf(runtime: WorkerRuntime, thread: number, q: Question): Promise<unknown> {
+  if (q.what === 'symbols') return ((await runtime.symbols()) as { modules: SymbolModule[] }).modules;
+  if (!hasPatch(runtime, q.name)) return { thread, present: false } satisfies ThreadPatchInfo;
+  const p = (await runtime.patchInfo(q.name)) as {
+    enabled: boolean;
+    transition: boolean;
+    objects: { name: string; loaded: boolean; patched: boolean }[];
+  };
+  return {
+    thread,
+    present: true,
+    enabled: p.enabled,
+    transition: p.transition,
+    objects: p.objects.map((o) => ({ name: o.name, loaded: o.loaded, patched: o.patched })),
+  } satisfies ThreadPatchInfo;
+}
+
 /**
  * Joins the process's change log in a worker thread: replays the file (patches loaded before this thread
  * started are in place before the app's code runs here), then follows the channel. Never throws.
@@ -419,12 +487,23 @@ export async function startThreadAgent(
     if (m === null || typeof m !== 'object') return;
     if (m.t === 'op') agent.enqueue(m.entry);
     else if (m.t === 'commit') agent.commit(m.seq);
-    else if (m.t === 'symbols?') {
-      try {
-        const modules = (runtime.symbols() as { modules: SymbolModule[] }).modules;
-        ch.postMessage({ t: 'symbols', req: m.req, thread: threadId, modules } satisfies Message);
-      } catch {}
+    else if (m.t === 'ask') void answer(m);
+  };
+  const answer = async (q: Question): Promise<void> => {
+    let reply: Message;
+    try {
+      reply = { t: 'answer', req: q.req, thread: threadId, value: await answerOf(runtime, threadId, q) };
+    } catch (e) {
+      reply = {
+        t: 'answer',
+        req: q.req,
+        thread: threadId,
+        error: e instanceof Error ? e.message : String(e),
+      };
     }
+    try {
+      ch.postMessage(reply);
+    } catch {}
   };
   const gone = (id: number) => {
     try {

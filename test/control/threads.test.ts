@@ -127,6 +127,25 @@ test('a patch reaches every worker thread, one started later starts patched, unl
     (await cli(lp, ['list', '--pid', app.pid])).stdout,
     /fix-worker-tag \[enabled\].*\n {4}fixture-pool\/worker\.js {2}\(not loaded yet: waiting for the module\)/,
   );
+  // `info` says where: not loaded in the main thread, patched in each worker.
+  const info = await cliJson(lp, ['info', 'fix-worker-tag', '--pid', app.pid, '--json']);
+  assert.deepEqual(
+    info.threads.map((w: { thread: number; present: boolean; enabled: boolean; objects: unknown }) => [
+      w.thread,
+      w.present,
+      w.enabled,
+      w.objects,
+    ]),
+    ids.map((id) => [id, true, true, [{ name: 'fixture-pool/worker.js', loaded: true, patched: true }]]),
+  );
+  const inAll = `threads ${ids.slice(0, -1).join(', ')} and ${ids.at(-1)}`;
+  assert.match(
+    (await cli(lp, ['info', 'fix-worker-tag', '--pid', app.pid])).stdout,
+    new RegExp(
+      `\n {2}worker threads: enabled in ${inAll}\n` +
+        `(.*\n)* {2}object fixture-pool/worker\\.js \\(main thread: not loaded yet; patched in ${inAll}\\)`,
+    ),
+  );
 
   // A worker started without the loader cannot be patched, and `list` says so instead of leaving it out.
   const bare = JSON.parse((await get(app.port, '/bare')).body) as { thread: number; price: number };
@@ -245,6 +264,13 @@ test('a worker thread whose event loop is busy holds the transition until it has
     load.stderr,
     new RegExp(
       `thread-${busy} +worker .*thread ${busy}: has not applied the change yet \\(its event loop is busy\\?\\)`,
+    ),
+  );
+  // `info` does not wait for it either: it names the thread that did not answer.
+  assert.match(
+    (await cli(lp, ['info', 'fix-pool-price', '--pid', app.pid])).stdout,
+    new RegExp(
+      `\\n {2}worker threads: enabled in thread ${free}; not answering \\(its event loop is busy\\?\\) in thread ${busy}\\n`,
     ),
   );
   const mid = await threads(lp, app.pid);
