@@ -6,8 +6,8 @@
 // Each sample is the wall time of one `node app` process from spawn to exit. `cold` gets a fresh, empty cache
 // directory every time (every module is instrumented from scratch); `warm` reuses one that an earlier run filled.
 // `app-only` is the default set-up (only the app's own files instrumented, warm) and shows the loader's fixed cost.
-import { spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -26,12 +26,12 @@ const work = mkdtempSync(join(tmpdir(), 'lp-bench-startup-'));
 const warmAll = join(work, 'warm-all');
 const warmApp = join(work, 'warm-app');
 
-function runApp(args, env) {
+function runApp(args, env, entry = app) {
   const full = { ...process.env, ...env };
   delete full.NODE_OPTIONS;
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
-    const proc = spawn(process.execPath, [...args, app], { env: full, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [...args, entry], { env: full, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     proc.stdout.setEncoding('utf8').on('data', (d) => (out += d));
@@ -50,6 +50,35 @@ function runApp(args, env) {
 const hasCompileCache = typeof (await import('node:module')).default.enableCompileCache === 'function';
 const baseCompileCache = join(work, 'ncc');
 
+// The deploy step: the app in a directory of its own (its dependencies linked from this repository, so a start
+// loads the very same files), and `livepatch cache warm` run on it into `prefilled`, as a Dockerfile's RUN would.
+const deployed = join(work, 'deployed');
+const prefilled = join(work, 'prefilled');
+function deployApp() {
+  const deps = ['acorn', 'express', 'fastify', 'js-yaml', 'semver'];
+  mkdirSync(join(deployed, 'node_modules'), { recursive: true });
+  writeFileSync(
+    join(deployed, 'package.json'),
+    JSON.stringify({
+      name: 'startup-app',
+      private: true,
+      dependencies: Object.fromEntries(deps.map((d) => [d, '*'])),
+    }),
+  );
+  for (const f of ['startup-app.mjs', 'catalog.mjs']) cpSync(join(root, 'bench/apps', f), join(deployed, f));
+  for (const d of deps) symlinkSync(join(root, 'node_modules', d), join(deployed, 'node_modules', d));
+  const r = spawnSync(
+    process.execPath,
+    [join(root, 'dist/src/cli/main.js'), 'cache', 'warm', deployed, '--json'],
+    {
+      env: { ...process.env, LIVEPATCH_CACHE_DIR: prefilled, LIVEPATCH_INSTRUMENT: '*' },
+      encoding: 'utf8',
+    },
+  );
+  if (r.status !== 0) throw new Error(`startup: cache warm failed:\n${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
 let coldIndex = 0;
 const variants = {
   base: () => runApp([], {}),
@@ -65,13 +94,17 @@ const variants = {
       rmSync(dir, { recursive: true, force: true });
     }
   },
-  // The first start after a deploy that ran `livepatch cache warm`: every entry there (the same entries a start
-  // writes: test/cli/cache.test.ts), Node's compile cache not yet (a start fills it, the prefill does not).
+  // The first start after a deploy step that ran `livepatch cache warm` (deployApp, once): a fresh copy of what it
+  // made every time — livepatch's entries and, on 22.1+, Node's compile cache for the CommonJS modules.
   'all prefilled, first start': async () => {
     const dir = join(work, `prefilled-${coldIndex++}`);
-    cpSync(warmAll, dir, { recursive: true, filter: (src) => src !== join(warmAll, 'compile') });
+    cpSync(prefilled, dir, { recursive: true });
     try {
-      return await runApp(['--import', register], { LIVEPATCH_CACHE_DIR: dir, LIVEPATCH_INSTRUMENT: '*' });
+      return await runApp(
+        ['--import', register],
+        { LIVEPATCH_CACHE_DIR: dir, LIVEPATCH_INSTRUMENT: '*' },
+        join(deployed, 'startup-app.mjs'),
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -105,6 +138,7 @@ try {
   if (instrumented.modules < 100)
     throw new Error(`startup: only ${instrumented.modules} modules were instrumented`);
   await variants['app-only warm']();
+  const warmed = deployApp();
 
   for (const run of shuffle(Object.values(variants))) await run(); // warm-up (disk cache, page cache), discarded
   const samples = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
@@ -124,6 +158,8 @@ try {
     rounds,
     loadedCjsModules: loaded,
     instrumented,
+    // What the deploy step's `cache warm` did: files instrumented, and those also compiled into Node's cache.
+    prefill: { instrumented: warmed.instrumented, compiled: warmed.compiled, ms: warmed.ms },
     ms: Object.fromEntries(Object.entries(samples).map(([k, xs]) => [k, summary(xs)])),
     ratio: ratios,
     cpuMs: Object.fromEntries(Object.entries(cpuSamples).map(([k, xs]) => [k, summary(xs)])),

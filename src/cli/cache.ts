@@ -1,6 +1,7 @@
 // `livepatch cache warm [DIR]`: fills the loader's on-disk cache before the service starts (a Docker build, a CI
 // job), so its first start pays no instrumenting — livepatch's counterpart of ftrace's NOPs laid down at build time.
 import { existsSync, lstatSync, readdirSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import * as nodeModule from 'node:module';
 import { join, resolve } from 'node:path';
 import { LivepatchError } from '../errors.js';
 import { loadConfig, type LoaderConfig } from '../loader/config.js';
@@ -86,6 +87,11 @@ export interface WarmReport {
   instrumented: number;
   cached: number;
   notraceFile: number;
+  /**
+   * CommonJS files also compiled into Node's compile cache (22.1+, without running them): the first start then
+   * finds V8's code too. null where Node has no compile cache or it is off (LIVEPATCH_COMPILE_CACHE=off).
+   */
+  compiled: number | null;
   failed: { file: string; reason: string }[];
   skipped: Record<string, number>;
   packagesFiltered: number;
@@ -150,6 +156,17 @@ export function pruneCache(root: string, keep: ReadonlySet<string>, now = Date.n
   return report;
 }
 
+/** As the loader decides it (transform.ts enableCompileCache): Node without the API, or the setting off. */
+function compileCacheOff(): boolean {
+  const setting = process.env.LIVEPATCH_COMPILE_CACHE;
+  return (
+    typeof (nodeModule as { enableCompileCache?: unknown }).enableCompileCache !== 'function' ||
+    setting === 'off' ||
+    setting === '0' ||
+    setting === 'false'
+  );
+}
+
 function summarize(
   plan: Plan,
   outcomes: PrefillOutcome[],
@@ -159,6 +176,7 @@ function summarize(
     | 'instrumented'
     | 'cached'
     | 'notraceFile'
+    | 'compiled'
     | 'failed'
     | 'skipped'
     | 'packagesFiltered'
@@ -175,6 +193,7 @@ function summarize(
     instrumented: count('instrumented'),
     cached: count('cached'),
     notraceFile: count('notrace-file'),
+    compiled: compileCacheOff() ? null : outcomes.filter((o) => o.compiled === true).length,
     failed: outcomes
       .filter((o) => o.status === 'failed')
       .map((o) => ({ file: o.file, reason: o.reason ?? '' }))
@@ -191,6 +210,8 @@ function render(r: WarmReport): string {
     `  cache: ${r.cacheDir}`,
     `  ${r.instrumented} instrumented, ${r.cached} already in the cache, ${r.notraceFile} notrace-file (cached as is), ${r.failed.length} failed`,
   ];
+  if (r.compiled !== null)
+    lines.push(`  ${r.compiled} compiled into Node's compile cache (not run), for the first start to find`);
   const skips = Object.entries(r.skipped).sort((a, b) => b[1] - a[1]);
   if (skips.length > 0 || r.packagesFiltered > 0) lines.push('  skipped:');
   for (const [reason, n] of skips) lines.push(`    ${n} file${n === 1 ? '' : 's'}: ${reason}`);

@@ -6,6 +6,7 @@ import { installRegistry } from '../runtime/registry.js';
 import { openCache } from './cache.js';
 import { lazyInstrumenter } from './instrumenter.js';
 import {
+  flushCompiled,
   prefillFile,
   probeContext,
   variantsOf,
@@ -30,6 +31,7 @@ const probe = probeContext({
 
 port.on('message', (m: ToWorker) => {
   if ('done' in m) {
+    flushCompiled();
     port.close();
     return;
   }

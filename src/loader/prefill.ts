@@ -8,7 +8,8 @@ import type { PlannedFile } from './prefill-plan.js';
 import { sourceText } from './hooks-sync.js';
 import { readFileSync } from 'node:fs';
 import { REGISTRY_KEY, type ModuleNote } from '../runtime/abi.js';
-import { transformModule, type TransformContext } from './transform.js';
+import { compileCacheInUse, transformModule, type TransformContext } from './transform.js';
+import Module from 'node:module';
 
 export type PrefillStatus = 'instrumented' | 'cached' | 'notrace-file' | 'skipped' | 'failed';
 
@@ -19,6 +20,8 @@ export interface PrefillOutcome {
   reason?: string | undefined;
   /** The cache entries a start looks up for this file (what `cache warm --prune` keeps). */
   keys?: string[];
+  /** True when its code also went into Node's compile cache (CommonJS on 22.1+; compileWithoutRunning). */
+  compiled?: boolean;
 }
 
 /**
@@ -37,6 +40,70 @@ export function variantsOf(format: PlannedFile['format'], hooks: 'sync' | 'async
 function sourceOf(file: string, format: PlannedFile['format']): string {
   const bytes = readFileSync(file);
   return format === 'module' ? sourceText(bytes) : bytes.toString('utf8');
+}
+
+// --- Node's compile cache, filled without running anything -----------------------------------------------------
+
+const STOP = Symbol('livepatch: compiled, not run');
+type CompileFn = (this: unknown, content: string, filename: string, format?: string) => unknown;
+const original = (Module as unknown as { prototype: { _compile: CompileFn } }).prototype._compile;
+const NewModule = Module as unknown as new (id: string) => { filename: string };
+
+/**
+ * Compiles CommonJS `code` as Node's loader would for `file`, and stops before it runs: the module's `exports` are
+ * read after the compile and before the call (lib/internal/modules/cjs/loader.js, `_compile`), and reading them
+ * throws. With Node's compile cache on, the code cache V8 made goes into it, under the same key (file, code) a
+ * start looks up. Returns whether the code was compiled and not run; never throws.
+ */
+function compileOnce(file: string, code: string): boolean {
+  try {
+    const m = new NewModule(file);
+    m.filename = file;
+    Object.defineProperty(m, 'exports', {
+      configurable: true,
+      get() {
+        throw STOP;
+      },
+    });
+    Reflect.apply(original, m, [code, file, 'commonjs']);
+    return false;
+  } catch (e) {
+    return e === STOP;
+  }
+}
+
+let safe: boolean | undefined;
+
+/**
+ * Whether compileOnce stops before the code runs on this Node: checked once per thread with a module that would
+ * say so if it ran. A deploy step must never run the app's code (a top-level side effect, a connection): on a Node
+ * whose `_compile` reads its module's exports later, nothing is compiled.
+ */
+function compileStopsBeforeRunning(): boolean {
+  if (safe !== undefined) return safe;
+  // One name and one text: the canary's own compile cache entry is the same file at every warm.
+  const flag = '__livepatchCompileCanary';
+  const g = globalThis as Record<string, unknown>;
+  delete g[flag];
+  const stopped = compileOnce('/livepatch-compile-canary.js', `globalThis.${flag} = true;`);
+  safe = stopped && g[flag] !== true;
+  delete g[flag];
+  return safe;
+}
+
+/**
+ * Puts the CommonJS module `file`, as `code`, into Node's compile cache when it is on in this thread, without running
+ * it: the first start after `cache warm` then finds both livepatch's entry and V8's code for it. Never throws.
+ */
+export function compileWithoutRunning(file: string, code: string): boolean {
+  return compileCacheInUse() && compileStopsBeforeRunning() && compileOnce(file, code);
+}
+
+/** Writes what compileWithoutRunning compiled (Node writes its compile cache only at a clean exit, or when asked). */
+export function flushCompiled(): void {
+  try {
+    (Module as { flushCompileCache?: () => void }).flushCompileCache?.();
+  } catch {}
 }
 
 /** Runs `fn` with the registry taken off the global, as in Node 20's hooks thread; puts it back after. */
@@ -122,11 +189,17 @@ export function prefillFile(
   let hits = 0;
   let writes = 0;
   const keys = new Set<string>();
+  let compiled = false;
   for (const v of variants) {
     probe.reset();
     const run = () => transformModule(probe.ctx, job.file, source, job.format);
     if (v === 'hooks-thread') withoutRegistry(run);
-    else run();
+    else {
+      const code = run();
+      // What the compile hook hands Node at a start is what transformModule returned: the same compile cache key.
+      if (job.format === 'commonjs' && probe.notes.length === 0)
+        compiled = compileWithoutRunning(job.file, code);
+    }
     for (const k of probe.keys) keys.add(k);
     const failed = probe.notes.find((n) => n.status === 'failed');
     if (failed !== undefined) return { file: job.file, status: 'failed', reason: failed.reason };
@@ -138,8 +211,9 @@ export function prefillFile(
   if (writes === 0 && hits === 0) {
     return { file: job.file, status: 'skipped', reason: 'no cache entry was written (is the cache off?)' };
   }
-  if (isNotrace(source)) return { file: job.file, status: 'notrace-file', keys: [...keys] };
-  return { file: job.file, status: writes > 0 ? 'instrumented' : 'cached', keys: [...keys] };
+  const also = compiled ? { compiled } : {};
+  if (isNotrace(source)) return { file: job.file, status: 'notrace-file', keys: [...keys], ...also };
+  return { file: job.file, status: writes > 0 ? 'instrumented' : 'cached', keys: [...keys], ...also };
 }
 
 /** Messages of the prefill workers (prefill-worker.ts). */

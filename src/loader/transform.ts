@@ -73,6 +73,16 @@ function symbolRegistry(): Registry | undefined {
 let compileCacheTried = false;
 /** Set when this thread turned Node's compile cache on: then flushCompileCache is called once start-up settles. */
 let compileCacheOn = false;
+/** Set when Node's compile cache is on in this thread, whoever turned it on (this loader, or NODE_COMPILE_CACHE). */
+let compileCacheUsable = false;
+
+/**
+ * True once this thread has instrumented a module with Node's compile cache on: code compiled here from now on goes
+ * into it (`cache warm` fills it so; prefill.ts).
+ */
+export function compileCacheInUse(): boolean {
+  return compileCacheUsable;
+}
 
 /**
  * Turns on Node's compile cache (22.1+) in `<cache dir>/compile`, the first time this thread instruments a module:
@@ -96,6 +106,7 @@ function enableCompileCache(ctx: TransformContext): void {
     // module.constants.compileCacheStatus: FAILED 0, ENABLED 1, ALREADY_ENABLED 2, DISABLED 3.
     const status = ['failed', 'on', 'already on', 'disabled'][r.status] ?? String(r.status);
     compileCacheOn = r.status === 1;
+    compileCacheUsable = r.status === 1 || r.status === 2;
     debug(
       `compile cache ${status}: '${r.directory ?? join(root, 'compile')}'${r.message ? ` (${r.message})` : ''}`,
     );

@@ -1,7 +1,8 @@
 // `livepatch cache warm`: a real app with Express in a temp dir, warmed, then started under the loader — every
 // instrumented module must come from the cache, and a file that cannot be instrumented is reported, not fatal.
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import * as nodeModule from 'node:module';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { main } from '../../src/cli/main.js';
@@ -107,6 +108,39 @@ test("'cache warm' with LIVEPATCH_INSTRUMENT='*' covers every dependency a start
   const { report } = await warm(p.dir, env);
   assert.ok(report.instrumented > 100, JSON.stringify({ ...report, failed: report.failed.length }));
   await startsWarm(p.dir, env, 50);
+});
+
+test("'cache warm' compiles CommonJS into Node's compile cache without running it; the first start takes V8's code", async (t) => {
+  const p = project(['express']);
+  t.after(p.cleanup);
+  // A file of the app that a start does not load, with a side effect at its top level: warming must not run it.
+  const ran = join(p.dir, 'RAN');
+  writeFileSync(
+    join(p.dir, 'lib/effect.js'),
+    `require('fs').writeFileSync(${JSON.stringify(ran)}, 'ran');\nexports.effect = function effect() {};\n`,
+  );
+  const env = cleanEnv(p.dir);
+  const { report } = await warm(p.dir, env);
+  assert.equal(existsSync(ran), false, 'cache warm ran a module');
+  if (typeof (nodeModule as { enableCompileCache?: unknown }).enableCompileCache !== 'function') {
+    assert.equal(report.compiled, null, 'Node 20 has no compile cache');
+    return;
+  }
+  // express 5's seven CommonJS files, and the app's app.cjs, greet.js, effect.js and quiet.js (notrace, as is).
+  assert.ok((report.compiled ?? 0) >= 7 + 4, JSON.stringify(report));
+  const run = await runApp(p.dir, ['main.mjs'], { ...env, NODE_DEBUG_NATIVE: 'COMPILE_CACHE' });
+  assert.equal(run.code, 0, run.err);
+  for (const file of ['express/lib/application.js', 'warm-app/lib/greet.js'.replace('warm-app', p.dir)])
+    assert.match(
+      run.err,
+      new RegExp(`for (CommonJS )?\\S*${file.replace(/[./]/g, '\\$&')} was accepted`),
+      file,
+    );
+  assert.doesNotMatch(run.err, /\/express\/lib\/application\.js[^\n]*(miss|rejected)/);
+  assert.equal(existsSync(ran), false);
+
+  const off = await warm(p.dir, { ...env, LIVEPATCH_COMPILE_CACHE: 'off' });
+  assert.equal(off.report.compiled, null);
 });
 
 test("'cache warm --prune' removes what this tree no longer needs, and a start still finds every entry", async (t) => {
