@@ -64,6 +64,8 @@ type Message =
   | { t: 'op'; entry: LogEntry }
   | ThreadReport
   | { t: 'gone'; thread: number }
+  /** A worker started a worker of its own: when the first ends, Node ends the second, and neither can say so. */
+  | { t: 'child'; parent: number; thread: number }
   | { t: 'commit'; seq: number }
   | Question
   | { t: 'answer'; req: number; thread: number; value?: unknown; error?: string };
@@ -183,7 +185,10 @@ export class ThreadCoordinator {
       this.silent.delete(m.thread);
       for (const w of [...this.waiters]) w();
     } else if (m.t === 'gone') this.gone(m.thread);
-    else if (m.t === 'answer') this.answers.get(m.req)?.(m.thread, m);
+    else if (m.t === 'child' && !this.departed.has(m.thread)) {
+      if (this.departed.has(m.parent)) this.gone(m.thread);
+      else this.parents.set(m.thread, m.parent);
+    } else if (m.t === 'answer') this.answers.get(m.req)?.(m.thread, m);
   }
 
   private readonly answers = new Map<
@@ -274,8 +279,15 @@ export class ThreadCoordinator {
     } catch {}
   }
 
+  /** The creator of each worker that a worker created (threads the main thread created are not here). */
+  private readonly parents = new Map<number, number>();
+
   private gone(id: number): void {
+    if (this.departed.has(id)) return;
     this.departed.add(id);
+    this.parents.delete(id);
+    // A worker's own workers end with it (Node terminates them), and their end reaches nobody else.
+    for (const [child, parent] of [...this.parents]) if (parent === id) this.gone(child);
     // A service that starts a worker per job must not grow this forever; a late report comes within moments.
     if (this.departed.size > 4096) this.departed.delete(this.departed.values().next().value!);
     this.silent.delete(id);
@@ -510,7 +522,11 @@ export async function startThreadAgent(
       ch.postMessage({ t: 'gone', thread: id } satisfies Message);
     } catch {}
   };
-  watchWorkers(() => {}, gone);
+  watchWorkers((id) => {
+    try {
+      ch.postMessage({ t: 'child', parent: threadId, thread: id } satisfies Message);
+    } catch {}
+  }, gone);
   // A worker that ends by itself says so; one terminated from outside is reported by the thread that made it.
   process.once('exit', () => gone(threadId));
   let log: LogFile | undefined;

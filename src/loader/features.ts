@@ -41,6 +41,13 @@ export const features = {
       "require(esm) (20.19, 22.12) passes ESM source through Module.prototype._compile with format 'module'; " +
       'the async hooks of Node 20 never see it, so the compile hook instruments it there (registerHooks does on 22+)',
   },
+  /** Module.prototype._compile(content, filename, format): the third argument is a format string. */
+  compileTakesFormat: {
+    on: (major === 20 && minor >= 19) || atLeast(22, 12),
+    reason:
+      "_compile's third argument became the module's format with require(esm) (20.19, 22.12); before, on 22, it was " +
+      "a loadAsESM flag, which a string turns on: `cache warm` compiles CommonJS ahead only where 'commonjs' means it",
+  },
   /** require(esm) works (in the main thread and in the hooks thread) while module.register hooks are active. */
   requireEsmUnderAsyncHooks: {
     on: major === 20 && atLeast(20, 19),

@@ -8,6 +8,7 @@ import type { PlannedFile } from './prefill-plan.js';
 import { sourceText } from './hooks-sync.js';
 import { readFileSync } from 'node:fs';
 import { REGISTRY_KEY, type ModuleNote } from '../runtime/abi.js';
+import { features } from './features.js';
 import { compileCacheInUse, transformModule, type TransformContext } from './transform.js';
 import Module from 'node:module';
 
@@ -96,7 +97,12 @@ function compileStopsBeforeRunning(): boolean {
  * it: the first start after `cache warm` then finds both livepatch's entry and V8's code for it. Never throws.
  */
 export function compileWithoutRunning(file: string, code: string): boolean {
-  return compileCacheInUse() && compileStopsBeforeRunning() && compileOnce(file, code);
+  return (
+    features.compileTakesFormat.on &&
+    compileCacheInUse() &&
+    compileStopsBeforeRunning() &&
+    compileOnce(file, code)
+  );
 }
 
 /** Writes what compileWithoutRunning compiled (Node writes its compile cache only at a clean exit, or when asked). */

@@ -252,6 +252,32 @@ test('an atomic-replace patch vetoed in a worker leaves the patches it would hav
   await everyThreadPrices(lp, app, 20);
 });
 
+test("a worker's own worker is patched and listed, and leaves the list with it when it is terminated", async (t) => {
+  const lp = lpEnv(t);
+  const app = await startPool(t, lp);
+  const nest = JSON.parse((await get(app.port, '/nest')).body) as { thread: number; child: number };
+  const load = await cli(lp, ['load', fix, '--pid', app.pid]);
+  assert.equal(load.code, 0, load.stderr);
+  const patched = [{ name: 'fix-pool-price', enabled: true }];
+  await until(
+    'the nesting worker and its own worker in step',
+    () => threads(lp, app.pid),
+    (r) =>
+      [nest.thread, nest.child].every((id) =>
+        r.some((x) => x.thread === id && x.settled && JSON.stringify(x.patches) === JSON.stringify(patched)),
+      ),
+  );
+  // terminate() runs no exit handler in either thread; the nested one ends with its parent, unseen by anyone.
+  assert.equal(Number((await get(app.port, '/unnest')).body), nest.thread);
+  const left = await until(
+    'both gone from the list',
+    () => threads(lp, app.pid),
+    (r) => !r.some((x) => x.thread === nest.thread || x.thread === nest.child),
+  );
+  assert.equal(left.length, 2, 'the pool stays');
+  assert.equal(app.child.stderr(), '');
+});
+
 test('a worker thread whose event loop is busy holds the transition until it has applied the patch', async (t) => {
   const lp = lpEnv(t);
   const app = await startPool(t, lp);
