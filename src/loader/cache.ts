@@ -124,14 +124,33 @@ function isPrivateDir(dir: string): boolean {
   return st.isDirectory() && (uid === undefined || st.uid === uid) && (st.mode & 0o022) === 0;
 }
 
+/** For a permission error: who owns the directory, when it is not this process's user (a cache warmed as root). */
+function ownerHint(dir: string, code: string): string {
+  if ((code !== 'EACCES' && code !== 'EPERM') || typeof process.getuid !== 'function') return '';
+  try {
+    const owner = lstatSync(dir).uid;
+    const me = process.getuid();
+    return owner === me
+      ? ''
+      : `: it belongs to uid ${owner} and this process runs as uid ${me}; run 'livepatch cache warm' as this user`;
+  } catch {
+    return '';
+  }
+}
+
 /**
  * Opens (creating it if needed) the cache in `root`. Returns null, after one warning, when the directory cannot
  * be used; when `shared` (our per-user default under tmp) it must also be private to this user.
  */
 export function openCache(root: string, shared: boolean): DiskCache | null {
   const dir = join(root, `v${CACHE_FORMAT}`);
+  // The shared default under tmp is this user's alone. A cache beside the app is as readable as the app's own files
+  // and writable only by its owner: a deploy step run as root (`RUN livepatch cache warm` before `USER node`)
+  // prepares entries that the service's user must be able to read.
+  const dirMode = shared ? 0o700 : 0o755;
+  const fileMode = shared ? 0o600 : 0o644;
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    mkdirSync(dir, { recursive: true, mode: dirMode });
     if (shared && !(isPrivateDir(root) && isPrivateDir(dir))) {
       warn(`cache directory '${root}' is not private to this user; instrumenting without a cache`);
       return null;
@@ -208,7 +227,7 @@ export function openCache(root: string, shared: boolean): DiskCache | null {
       try {
         writeFileSync(tmp, Buffer.concat([Buffer.from(header, 'latin1'), code, ...(rest ? [rest] : [])]), {
           flag: 'wx',
-          mode: 0o600,
+          mode: fileMode,
         });
         renameSync(tmp, path);
         return true;
@@ -217,9 +236,8 @@ export function openCache(root: string, shared: boolean): DiskCache | null {
         try {
           unlinkSync(tmp);
         } catch {}
-        warn(
-          `cannot write to cache directory '${root}' (${(e as NodeJS.ErrnoException).code ?? String(e)}); not caching`,
-        );
+        const code = (e as NodeJS.ErrnoException).code ?? String(e);
+        warn(`cannot write to cache directory '${root}' (${code}${ownerHint(dir, code)}); not caching`);
         return false;
       }
     },

@@ -1,13 +1,26 @@
 // `livepatch cache warm`: a real app with Express in a temp dir, warmed, then started under the loader — every
 // instrumented module must come from the cache, and a file that cannot be instrumented is reported, not fatal.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import * as nodeModule from 'node:module';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { main } from '../../src/cli/main.js';
 import type { WarmReport } from '../../src/cli/cache.js';
-import { cliEntry, repoRoot, spawnNode, tmpProject } from '../helpers.js';
+import { cliEntry, registerEntry, repoRoot, spawnNode, tmpProject } from '../helpers.js';
 import { cleanEnv, REPORT, runApp } from '../loader/app.js';
 
 function project(instrument: string[]) {
@@ -141,6 +154,45 @@ test("'cache warm' compiles CommonJS into Node's compile cache without running i
 
   const off = await warm(p.dir, { ...env, LIVEPATCH_COMPILE_CACHE: 'off' });
   assert.equal(off.report.compiled, null);
+});
+
+test('a cache warmed as root serves a service that runs as another user: readable by all, writable by its owner', async (t) => {
+  const p = project(['express']);
+  t.after(p.cleanup);
+  const env = cleanEnv(p.dir);
+  delete env.LIVEPATCH_CACHE_DIR; // the default beside the app: node_modules/.cache/livepatch
+  const { report } = await warm(p.dir, env);
+  assert.equal(report.cacheDir, join(p.dir, 'node_modules/.cache/livepatch'));
+  const entries = join(report.cacheDir, 'v5');
+  assert.equal(statSync(entries).mode & 0o777, 0o755);
+  const names = readdirSync(entries);
+  assert.ok(names.length >= report.instrumented);
+  for (const name of names) assert.equal(statSync(join(entries, name)).mode & 0o777, 0o644, name);
+  if (process.getuid?.() !== 0) {
+    t.diagnostic('not root: the start as another user needs root to switch users, and is not run');
+    return;
+  }
+  // The Dockerfile pattern: RUN livepatch cache warm (as root), then USER node. Here: nobody.
+  const nobody = 65534;
+  chmodSync(p.dir, 0o755);
+  const run = mkdtempSync(join(tmpdir(), 'lp-run-nobody-'));
+  chownSync(run, nobody, nobody);
+  t.after(() => rmSync(run, { recursive: true, force: true }));
+  const child = spawnNode(['--import', registerEntry, 'main.mjs'], {
+    cwd: p.dir,
+    uid: nobody,
+    gid: nobody,
+    env: { ...env, XDG_RUNTIME_DIR: run, LIVEPATCH_INSTALL_DIR: 'off', NODE_DEBUG: 'livepatch' },
+  });
+  assert.equal(await child.exited, 0, child.stderr());
+  const lines = loaderLines(child.stderr());
+  assert.ok(lines.length > 7, child.stderr());
+  assert.deepEqual(
+    lines.filter((l) => !l.endsWith(': cache hit')),
+    [],
+    'every module is a cache hit for the other user',
+  );
+  assert.doesNotMatch(child.stderr(), /cannot write|not private|cannot use/);
 });
 
 test("'cache warm --prune' removes what this tree no longer needs, and a start still finds every entry", async (t) => {
