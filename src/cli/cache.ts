@@ -17,9 +17,9 @@ export const CACHE_USAGE = `usage: livepatch cache warm [DIR] [--workers N] [--d
 
 Fills the loader's cache for the app at DIR (default: the current directory): its own files and those of the
 dependencies its 'livepatch.instrument' field and LIVEPATCH_INSTRUMENT select, exactly as a start would instrument
-them, and on Node 22.1+ compiles the CommonJS ones into Node's compile cache without running them. Run it with the
-Node.js, the paths, the environment (LIVEPATCH_INSTRUMENT, LIVEPATCH_CACHE_DIR) and the source-map setting the
-service will have. --prune then removes the entries this tree does not need (files that changed or went
+them, and on Node 22.1+ compiles them into Node's compile cache without running them (ES modules from 22.15).
+Run it with the Node.js, the paths, the user, the environment (LIVEPATCH_INSTRUMENT, LIVEPATCH_CACHE_DIR) and the
+source-map setting the service will have. --prune then removes the entries this tree does not need (files that changed or went
 away, older cache formats); not for a cache directory that several apps share.`;
 
 interface WarmOptions {

@@ -5,12 +5,13 @@ import { isNotraceFile } from '../instrument/parse.js';
 import { installRegistry } from '../runtime/registry.js';
 import { openCache } from './cache.js';
 import { lazyInstrumenter } from './instrumenter.js';
+import { flushCompiled } from './prefill-compile.js';
 import {
-  flushCompiled,
   prefillFile,
   probeContext,
   variantsOf,
   type FromWorker,
+  type PrefillOutcome,
   type ToWorker,
   type WorkerInit,
 } from './prefill.js';
@@ -29,13 +30,22 @@ const probe = probeContext({
   cache: init.config.cacheDir === null ? null : openCache(init.config.cacheDir, init.config.cacheDirShared),
 });
 
+// One file at a time, in the order they came: compiling an ES module ahead is asynchronous (compile-ahead hooks).
+let queue = Promise.resolve();
 port.on('message', (m: ToWorker) => {
-  if ('done' in m) {
-    flushCompiled();
-    port.close();
-    return;
-  }
-  const outcome = prefillFile(probe, m.job, variantsOf(m.job.format, init.hooks), isNotraceFile);
-  port.postMessage({ outcome } satisfies FromWorker);
+  queue = queue.then(async () => {
+    if ('done' in m) {
+      flushCompiled();
+      port.close();
+      return;
+    }
+    let outcome: PrefillOutcome;
+    try {
+      outcome = await prefillFile(probe, m.job, variantsOf(m.job.format, init.hooks), isNotraceFile);
+    } catch (e) {
+      outcome = { file: m.job.file, status: 'failed', reason: e instanceof Error ? e.message : String(e) };
+    }
+    port.postMessage({ outcome } satisfies FromWorker);
+  });
 });
 port.postMessage({ ready: true } satisfies FromWorker);

@@ -8,9 +8,8 @@ import type { PlannedFile } from './prefill-plan.js';
 import { sourceText } from './hooks-sync.js';
 import { readFileSync } from 'node:fs';
 import { REGISTRY_KEY, type ModuleNote } from '../runtime/abi.js';
-import { features } from './features.js';
-import { compileCacheInUse, transformModule, type TransformContext } from './transform.js';
-import Module from 'node:module';
+import { compileModuleWithoutRunning, compileWithoutRunning } from './prefill-compile.js';
+import { transformModule, type TransformContext } from './transform.js';
 
 export type PrefillStatus = 'instrumented' | 'cached' | 'notrace-file' | 'skipped' | 'failed';
 
@@ -41,75 +40,6 @@ export function variantsOf(format: PlannedFile['format'], hooks: 'sync' | 'async
 function sourceOf(file: string, format: PlannedFile['format']): string {
   const bytes = readFileSync(file);
   return format === 'module' ? sourceText(bytes) : bytes.toString('utf8');
-}
-
-// --- Node's compile cache, filled without running anything -----------------------------------------------------
-
-const STOP = Symbol('livepatch: compiled, not run');
-type CompileFn = (this: unknown, content: string, filename: string, format?: string) => unknown;
-const original = (Module as unknown as { prototype: { _compile: CompileFn } }).prototype._compile;
-const NewModule = Module as unknown as new (id: string) => { filename: string };
-
-/**
- * Compiles CommonJS `code` as Node's loader would for `file`, and stops before it runs: the module's `exports` are
- * read after the compile and before the call (lib/internal/modules/cjs/loader.js, `_compile`), and reading them
- * throws. With Node's compile cache on, the code cache V8 made goes into it, under the same key (file, code) a
- * start looks up. Returns whether the code was compiled and not run; never throws.
- */
-function compileOnce(file: string, code: string): boolean {
-  try {
-    const m = new NewModule(file);
-    m.filename = file;
-    Object.defineProperty(m, 'exports', {
-      configurable: true,
-      get() {
-        throw STOP;
-      },
-    });
-    Reflect.apply(original, m, [code, file, 'commonjs']);
-    return false;
-  } catch (e) {
-    return e === STOP;
-  }
-}
-
-let safe: boolean | undefined;
-
-/**
- * Whether compileOnce stops before the code runs on this Node: checked once per thread with a module that would
- * say so if it ran. A deploy step must never run the app's code (a top-level side effect, a connection): on a Node
- * whose `_compile` reads its module's exports later, nothing is compiled.
- */
-function compileStopsBeforeRunning(): boolean {
-  if (safe !== undefined) return safe;
-  // One name and one text: the canary's own compile cache entry is the same file at every warm.
-  const flag = '__livepatchCompileCanary';
-  const g = globalThis as Record<string, unknown>;
-  delete g[flag];
-  const stopped = compileOnce('/livepatch-compile-canary.js', `globalThis.${flag} = true;`);
-  safe = stopped && g[flag] !== true;
-  delete g[flag];
-  return safe;
-}
-
-/**
- * Puts the CommonJS module `file`, as `code`, into Node's compile cache when it is on in this thread, without running
- * it: the first start after `cache warm` then finds both livepatch's entry and V8's code for it. Never throws.
- */
-export function compileWithoutRunning(file: string, code: string): boolean {
-  return (
-    features.compileTakesFormat.on &&
-    compileCacheInUse() &&
-    compileStopsBeforeRunning() &&
-    compileOnce(file, code)
-  );
-}
-
-/** Writes what compileWithoutRunning compiled (Node writes its compile cache only at a clean exit, or when asked). */
-export function flushCompiled(): void {
-  try {
-    (Module as { flushCompileCache?: () => void }).flushCompileCache?.();
-  } catch {}
 }
 
 /** Runs `fn` with the registry taken off the global, as in Node 20's hooks thread; puts it back after. */
@@ -180,12 +110,12 @@ export function probeContext(base: Omit<TransformContext, 'note'>): Probe {
  * Prepares one file's cache entries (one per variant) through transformModule; never throws. `isNotrace`
  * tells a `// livepatch: notrace-file` module (cached as is) from an instrumented one.
  */
-export function prefillFile(
+export async function prefillFile(
   probe: Probe,
   job: PlannedFile,
   variants: PrefillVariant[],
   isNotrace: (source: string) => boolean,
-): PrefillOutcome {
+): Promise<PrefillOutcome> {
   let source: string;
   try {
     source = sourceOf(job.file, job.format);
@@ -202,9 +132,13 @@ export function prefillFile(
     if (v === 'hooks-thread') withoutRegistry(run);
     else {
       const code = run();
-      // What the compile hook hands Node at a start is what transformModule returned: the same compile cache key.
-      if (job.format === 'commonjs' && probe.notes.length === 0)
-        compiled = compileWithoutRunning(job.file, code);
+      // What the hooks hand Node at a start is what transformModule returned: the same compile cache key. ESM only
+      // where a start instruments it in the main thread too (registerHooks: no 'hooks-thread' variant).
+      if (probe.notes.length === 0) {
+        if (job.format === 'commonjs') compiled = compileWithoutRunning(job.file, code);
+        else if (!variants.includes('hooks-thread'))
+          compiled = await compileModuleWithoutRunning(job.file, code);
+      }
     }
     for (const k of probe.keys) keys.add(k);
     const failed = probe.notes.find((n) => n.status === 'failed');

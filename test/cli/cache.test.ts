@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { main } from '../../src/cli/main.js';
 import type { WarmReport } from '../../src/cli/cache.js';
+import { features } from '../../src/loader/features.js';
 import { cliEntry, registerEntry, repoRoot, spawnNode, tmpProject } from '../helpers.js';
 import { cleanEnv, REPORT, runApp } from '../loader/app.js';
 
@@ -123,7 +124,7 @@ test("'cache warm' with LIVEPATCH_INSTRUMENT='*' covers every dependency a start
   await startsWarm(p.dir, env, 50);
 });
 
-test("'cache warm' compiles CommonJS into Node's compile cache without running it; the first start takes V8's code", async (t) => {
+test("'cache warm' compiles into Node's compile cache without running anything; the first start takes V8's code", async (t) => {
   const p = project(['express']);
   t.after(p.cleanup);
   // A file of the app that a start does not load, with a side effect at its top level: warming must not run it.
@@ -132,6 +133,15 @@ test("'cache warm' compiles CommonJS into Node's compile cache without running i
     join(p.dir, 'lib/effect.js'),
     `require('fs').writeFileSync(${JSON.stringify(ran)}, 'ran');\nexports.effect = function effect() {};\n`,
   );
+  // The same in ES modules: one that imports something, and one that imports nothing.
+  writeFileSync(
+    join(p.dir, 'lib/effect.mjs'),
+    `import { writeFileSync } from 'node:fs';\nwriteFileSync(${JSON.stringify(ran)}, 'ran');\nexport function effect() {}\n`,
+  );
+  writeFileSync(
+    join(p.dir, 'lib/leaf.mjs'),
+    `process.getBuiltinModule('fs').writeFileSync(${JSON.stringify(ran)}, 'ran');\nexport function leaf() {}\n`,
+  );
   const env = cleanEnv(p.dir);
   const { report } = await warm(p.dir, env);
   assert.equal(existsSync(ran), false, 'cache warm ran a module');
@@ -139,14 +149,19 @@ test("'cache warm' compiles CommonJS into Node's compile cache without running i
     assert.equal(report.compiled, null, 'Node 20 has no compile cache');
     return;
   }
-  // express 5's seven CommonJS files, and the app's app.cjs, greet.js, effect.js and quiet.js (notrace, as is).
-  assert.ok((report.compiled ?? 0) >= 7 + 4, JSON.stringify(report));
+  // express 5's seven CommonJS files, and the app's app.cjs, greet.js, effect.js and quiet.js (notrace, as is); with
+  // module.registerHooks also its ES modules main.mjs, shout.mjs, effect.mjs and leaf.mjs.
+  const esm = features.syncHooks.on ? 4 : 0;
+  assert.ok((report.compiled ?? 0) >= 7 + 4 + esm, JSON.stringify(report));
   const run = await runApp(p.dir, ['main.mjs'], { ...env, NODE_DEBUG_NATIVE: 'COMPILE_CACHE' });
   assert.equal(run.code, 0, run.err);
-  for (const file of ['express/lib/application.js', 'warm-app/lib/greet.js'.replace('warm-app', p.dir)])
+  const modules = features.syncHooks.on ? ['warm-app/lib/shout.mjs', 'warm-app/main.mjs'] : [];
+  for (const file of ['express/lib/application.js', 'warm-app/lib/greet.js', ...modules].map((f) =>
+    f.replace('warm-app', p.dir),
+  ))
     assert.match(
       run.err,
-      new RegExp(`for (CommonJS )?\\S*${file.replace(/[./]/g, '\\$&')} was accepted`),
+      new RegExp(`for (CommonJS |ESM )?\\S*${file.replace(/[./]/g, '\\$&')} was accepted`),
       file,
     );
   assert.doesNotMatch(run.err, /\/express\/lib\/application\.js[^\n]*(miss|rejected)/);
