@@ -1,6 +1,7 @@
 // HTTP benchmark: a node:http server and an Express app under autocannon, original vs. instrumented (vs. patched).
 //
 // usage: node bench/http.mjs [--app http|express] [--quick] [--patched] [--baseline REGISTER_JS] [--out result.json]
+//                           [--rounds N] [--seconds S]   (a longer A/B than the suite's 4 rounds of 2 s)
 //
 // Every variant is its own server process, all started up front; autocannon (programmatic API, in this process)
 // drives them in interleaved rounds, each round in a fresh random order, and req/s ratios are taken within the
@@ -25,6 +26,8 @@ const { values: opts } = parseArgs({
     patched: { type: 'boolean', default: false },
     baseline: { type: 'string' },
     out: { type: 'string' },
+    rounds: { type: 'string' },
+    seconds: { type: 'string' },
   },
 });
 const entry = { http: 'bench/apps/http-server.mjs', express: 'bench/apps/express-app.mjs' }[opts.app];
@@ -32,8 +35,8 @@ if (entry === undefined) {
   console.error(`http: unknown app '${opts.app}' (http or express)`);
   process.exit(2);
 }
-const rounds = opts.quick ? 3 : 4;
-const seconds = opts.quick ? 1 : 2;
+const rounds = Number(opts.rounds ?? (opts.quick ? 3 : 4));
+const seconds = Number(opts.seconds ?? (opts.quick ? 1 : 2));
 const connections = 16;
 const cacheDir = mkdtempSync(join(tmpdir(), 'lp-bench-http-'));
 
