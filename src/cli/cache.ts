@@ -8,6 +8,7 @@ import { loadConfig, type LoaderConfig } from '../loader/config.js';
 import { esmHookKind } from '../loader/features.js';
 import { CACHE_FORMAT } from '../loader/cache.js';
 import { planPrefill, type Plan } from '../loader/prefill-plan.js';
+import { findPnp, setupPnp } from '../loader/pnp.js';
 import { runPrefill, type PrefillOutcome } from '../loader/prefill.js';
 import { UsageError } from './args.js';
 import { duration } from './format.js';
@@ -83,6 +84,8 @@ export interface WarmReport {
   appRoot: string;
   cacheDir: string;
   hooks: 'sync' | 'async';
+  /** The project's `.pnp.cjs` when the app uses Yarn's Plug'n'Play, else null. */
+  pnp: string | null;
   workers: number;
   files: number;
   instrumented: number;
@@ -209,6 +212,7 @@ function render(r: WarmReport): string {
   const lines = [
     `warmed the livepatch cache of '${r.appRoot}' in ${duration(r.ms)} (CPU ${duration(r.cpuMs)}, ${r.workers} worker${r.workers === 1 ? '' : 's'}, ${r.hooks} hooks)`,
     `  cache: ${r.cacheDir}`,
+    ...(r.pnp !== null ? [`  packages through Yarn's Plug'n'Play: ${r.pnp}`] : []),
     `  ${r.instrumented} instrumented, ${r.cached} already in the cache, ${r.notraceFile} notrace-file (cached as is), ${r.failed.length} failed`,
   ];
   if (r.compiled !== null)
@@ -253,8 +257,10 @@ export async function cacheCommand(argv: string[], io: Io): Promise<number> {
     throw new LivepatchError('EINVAL', 'the cache is off (LIVEPATCH_CACHE_DIR=off): nothing to warm');
   const kind = esmHookKind(process.env);
   if (kind === 'none') throw new LivepatchError('ENODEV', `Node.js ${process.version} has no module hooks`);
-  const plan = planPrefill(config, o.dev);
-  const outcomes = await runPrefill({ config, hooks: kind }, plan.files, o.workers);
+  // Yarn's Plug'n'Play: packages are read out of zip archives, found through its API, as a start under it does.
+  const pnp = findPnp(dir);
+  const plan = planPrefill(config, o.dev, pnp === undefined ? undefined : setupPnp(pnp));
+  const outcomes = await runPrefill({ config, hooks: kind, pnp }, plan.files, o.workers);
   const workers = Math.max(
     1,
     Math.min(o.workers ?? (await import('node:os')).availableParallelism(), plan.files.length),
@@ -270,6 +276,7 @@ export async function cacheCommand(argv: string[], io: Io): Promise<number> {
     appRoot: config.appRoot,
     cacheDir: config.cacheDir,
     hooks: kind,
+    pnp: pnp ?? null,
     workers,
     ms: performance.now() - started,
     cpuMs: (cpu.user + cpu.system) / 1000,

@@ -1,11 +1,12 @@
 // Which files `livepatch cache warm` prepares: the app's own and those of its dependencies the loader's filter
 // would instrument, found by walking the app's package graph as Node resolves it (symlinks and nested copies too).
 import { readdirSync, realpathSync, statSync } from 'node:fs';
-import { dirname, join, sep } from 'node:path';
+import { basename, dirname, join, sep } from 'node:path';
 import type { ModuleFormat } from '../instrument/types.js';
 import type { LoaderConfig } from './config.js';
 import { decide } from './filter.js';
 import { moduleIdentity, readPackageJson } from './module-id.js';
+import type { PnpApi } from './pnp.js';
 
 export interface PlannedFile {
   file: string;
@@ -29,6 +30,9 @@ export const NOT_JS = 'not JavaScript';
 export const TYPESCRIPT = 'TypeScript (instrumented as tsx compiles it, at run time)';
 export const FILTERED = 'not selected by the filter';
 export const NOT_RUNTIME = "in a dependency's test, example, benchmark or docs directory";
+// `node -r ./.pnp.cjs` runs it before the loader's hooks exist, so no start instruments it.
+export const PNP_RUNTIME = "Yarn's Plug'n'Play runtime (loaded before the loader)";
+const PNP_FILES = new Set(['.pnp.cjs', '.pnp.loader.mjs']);
 
 // Directories a published package carries but a running service does not load from: left out of a dependency's
 // files (not the app's own). A file of one that a start does load is simply instrumented then, and cached.
@@ -58,8 +62,22 @@ function realPath(p: string): string | undefined {
   }
 }
 
-/** Where Node would find package `name` from `dir`: the nearest `node_modules/<name>` going up, as a real path. */
-function resolvePackage(name: string, dir: string): string | undefined {
+/**
+ * Where Node would find package `name` from `dir`, as a real path: the nearest `node_modules/<name>` going up, or
+ * under Yarn's Plug'n'Play the location its API gives (it throws for a package `dir` does not depend on).
+ */
+function resolvePackage(name: string, dir: string, pnp: PnpApi | undefined): string | undefined {
+  if (pnp !== undefined) {
+    let found: string | null;
+    try {
+      found = pnp.resolveToUnqualified(name, dir + sep);
+    } catch {
+      return undefined;
+    }
+    if (found === null) return undefined;
+    const real = realPath(found);
+    return real !== undefined && readPackageJson(real) !== null ? real : undefined;
+  }
   for (let d = dir; ; d = dirname(d)) {
     if (!d.endsWith(`${sep}node_modules`)) {
       const found = realPath(join(d, 'node_modules', name));
@@ -141,9 +159,10 @@ function* walk(
 /**
  * The files of the app at `config.appRoot` (its own, outside node_modules) and of the packages it depends on,
  * transitively, that the loader would instrument under `config` (src/loader/filter.ts decides, as at run time).
- * `devDependencies` count for the app itself only when `withDev`.
+ * `devDependencies` count for the app itself only when `withDev`. With `pnp` (src/loader/pnp.ts, set up in this
+ * thread), packages are found through Yarn's Plug'n'Play instead of node_modules.
  */
-export function planPrefill(config: LoaderConfig, withDev = false): Plan {
+export function planPrefill(config: LoaderConfig, withDev = false, pnp?: PnpApi): Plan {
   const plan: Plan = { files: [], skipped: {}, packagesFiltered: 0, missing: [] };
   const skip = (reason: string) => (plan.skipped[reason] = (plan.skipped[reason] ?? 0) + 1);
   const typeCache = new Map<string, ModuleFormat>();
@@ -153,6 +172,7 @@ export function planPrefill(config: LoaderConfig, withDev = false): Plan {
       if (seenFiles.has(file)) continue;
       seenFiles.add(file);
       if (notRuntime) skip(NOT_RUNTIME);
+      else if (PNP_FILES.has(basename(file))) skip(PNP_RUNTIME);
       else if (DECLARATIONS.test(file)) skip(NOT_JS);
       else if (TS.test(file)) skip(TYPESCRIPT);
       else if (!JS.test(file)) skip(NOT_JS);
@@ -168,7 +188,7 @@ export function planPrefill(config: LoaderConfig, withDev = false): Plan {
   while (queue.length > 0) {
     const [from, dev] = queue.shift() as [string, boolean];
     for (const name of dependencyNames(from, dev)) {
-      const root = resolvePackage(name, from);
+      const root = resolvePackage(name, from, pnp);
       if (root === undefined) {
         plan.missing.push(`${name} (from '${from}')`);
         continue;

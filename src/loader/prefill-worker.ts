@@ -5,6 +5,7 @@ import { isNotraceFile } from '../instrument/parse.js';
 import { installRegistry } from '../runtime/registry.js';
 import { openCache } from './cache.js';
 import { lazyInstrumenter } from './instrumenter.js';
+import { setupPnp } from './pnp.js';
 import { flushCompiled } from './prefill-compile.js';
 import {
   prefillFile,
@@ -20,6 +21,7 @@ import { distrustCache } from './transform.js';
 const init = workerData as WorkerInit;
 const port = parentPort;
 if (port === null) throw new Error('prefill-worker: not in a worker thread');
+if (init.pnp !== undefined) setupPnp(init.pnp);
 
 // The registry a start has in its main thread: with it, the loader keeps symbol tables beside the code (abi.md §3).
 installRegistry();

@@ -160,6 +160,8 @@ export async function prefillFile(
 export interface WorkerInit {
   config: LoaderConfig;
   hooks: 'sync' | 'async';
+  /** The project's `.pnp.cjs` under Yarn's Plug'n'Play: each worker sets it up to read the zip archives. */
+  pnp?: string | undefined;
 }
 export type ToWorker = { job: PlannedFile } | { done: true };
 export type FromWorker = { ready: true } | { outcome: PrefillOutcome };
