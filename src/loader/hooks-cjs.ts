@@ -3,7 +3,15 @@
 import Module from 'node:module';
 import { isAbsolute } from 'node:path';
 import type { TransformContext } from './transform.js';
-import { noteSkipped, transformModule, TS_STRIPPED } from './transform.js';
+import {
+  cannotStrip,
+  detectsAsModule,
+  firstFailure,
+  stripTypes,
+  TS_DETECTED_ESM,
+  TS_UNSTRIPPABLE,
+} from './strip-types.js';
+import { noteSkipped, transformModule } from './transform.js';
 
 type Compile = (
   this: unknown,
@@ -22,7 +30,32 @@ const proto = (Module as unknown as { prototype: { _compile: Compile } }).protot
 export function installCompileHook(ctx: TransformContext, esm: boolean): () => void {
   const original = proto._compile;
   const wrapped: Compile = function (this: unknown, content, filename, format, ...rest) {
-    // undefined: plain CommonJS (and tsx's output); '*-typescript' is Node's own type stripping, not JavaScript yet.
+    // Node's own type stripping hands over TypeScript ('commonjs-typescript'; 'typescript' where the package has
+    // no "type"; 'module-typescript' for require(esm)) where no load hook made it JavaScript first: strip it as
+    // Node would (strip-types.ts); then it is JavaScript of that format, or undecided, as Node's own detection
+    // then decides (only CommonJS is instrumented here).
+    let leave = false;
+    if (
+      (format === 'commonjs-typescript' ||
+        format === 'typescript' ||
+        (format === 'module-typescript' && esm)) &&
+      typeof content === 'string' &&
+      typeof filename === 'string'
+    ) {
+      const js = stripTypes(content);
+      if (js === undefined) {
+        if (firstFailure(filename)) noteSkipped(ctx, filename, cannotStrip() ?? TS_UNSTRIPPABLE);
+      } else if (format === 'typescript') {
+        content = js;
+        format = undefined;
+        leave = detectsAsModule(js);
+        if (leave) noteSkipped(ctx, filename, TS_DETECTED_ESM);
+      } else {
+        content = js;
+        format = format === 'commonjs-typescript' ? 'commonjs' : 'module';
+      }
+    }
+    // undefined: plain CommonJS (and tsx's output).
     const kind =
       format === undefined || format === 'commonjs'
         ? 'commonjs'
@@ -30,14 +63,13 @@ export function installCompileHook(ctx: TransformContext, esm: boolean): () => v
           ? 'module'
           : undefined;
     if (
+      !leave &&
       kind !== undefined &&
       typeof content === 'string' &&
       typeof filename === 'string' &&
       isAbsolute(filename)
     ) {
       content = transformModule(ctx, filename, content, kind);
-    } else if (typeof format === 'string' && format.endsWith('-typescript') && typeof filename === 'string') {
-      noteSkipped(ctx, filename, TS_STRIPPED);
     }
     return Reflect.apply(
       original,

@@ -163,10 +163,6 @@ export function distrustCache(ctx: TransformContext, realVersion: string): void 
 
 let warnedUnavailable = false;
 
-/** Why a module run through Node's own type stripping is not instrumented. */
-export const TS_STRIPPED =
-  "TypeScript run by Node's own type stripping is not instrumented; run it through tsx ('--import tsx' first)";
-
 /**
  * Tells the runtime that the module at `file` was left alone and why (e.g. TypeScript run by Node's own type
  * stripping, which the instrumenter cannot parse). Never throws.

@@ -32,7 +32,8 @@ export default defineLivepatch({ name: 'fix', objects: [{ module: '${module}', h
 
 interface Case {
   name: string;
-  type: 'module' | 'commonjs';
+  /** The package.json "type"; undefined for none (Node then detects the format from the syntax). */
+  type: 'module' | 'commonjs' | undefined;
   files: Record<string, string>;
   entry: string;
   module: string;
@@ -42,7 +43,13 @@ interface Case {
   sympos?: number;
   before?: string[];
   pkg?: Record<string, unknown>;
+  skip?: boolean;
 }
+
+const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+/** Node runs .ts files itself (type stripping on by default): 22.18+, 23.6+. */
+const stripsTypes = major > 22 || (major === 22 && minor >= 18);
+const ctsLib = `function price(n: number): number {\n  return n * 2;\n}\nmodule.exports = { price };\n`;
 
 const esmLib = `export function price(n) {\n  return n * 2;\n}\n`;
 const cjsLib = `function price(n) {\n  return n * 2;\n}\nmodule.exports = { price };\n`;
@@ -103,10 +110,50 @@ const cases: Case[] = [
     sympos: type === 'commonjs' ? 2 : 0,
     before: tsx,
   })),
+  // Node's own type stripping (`node main.ts`), no transpiler: the types are blanked out in place.
+  {
+    name: "Node's type stripping (module)",
+    type: 'module',
+    files: {
+      'lib.ts': tsLib,
+      'main.ts': `import { price } from './lib.ts';\nconst p = price;\n${apply('p(3)')}`,
+    },
+    entry: 'main.ts',
+    module: 'app/lib.ts',
+    func: 'price',
+    lib: tsLib,
+    skip: !stripsTypes,
+  },
+  {
+    name: "Node's type stripping (CommonJS .cts, required by a .ts entry)",
+    type: 'commonjs',
+    files: {
+      'lib.cts': ctsLib,
+      'main.ts': `const { price } = require('./lib.cts');\nconst p = price;\n(async () => {\n${apply('p(3)')}})();\n`,
+    },
+    entry: 'main.ts',
+    module: 'app/lib.cts',
+    func: 'price',
+    lib: ctsLib,
+    skip: !stripsTypes,
+  },
+  {
+    name: 'Node\'s type stripping (no "type": detected as ES module)',
+    type: undefined,
+    files: {
+      'lib.ts': tsLib,
+      'main.ts': `import { price } from './lib.ts';\nconst p = price;\n${apply('p(3)')}`,
+    },
+    entry: 'main.ts',
+    module: 'app/lib.ts',
+    func: 'price',
+    lib: tsLib,
+    skip: !stripsTypes,
+  },
 ];
 
 for (const c of cases) {
-  test(`patching through the loader: ${c.name}`, async (t) => {
+  test(`patching through the loader: ${c.name}`, { skip: c.skip === true }, async (t) => {
     const p = tmpProject({
       'app/package.json': JSON.stringify({ name: 'app', type: c.type, ...c.pkg }),
       ...Object.fromEntries(Object.entries(c.files).map(([k, v]) => [`app/${k}`, v])),

@@ -1,8 +1,10 @@
 // Stack traces through the loader keep their line numbers: plain JavaScript, and TypeScript run through tsx
-// (ESM and CommonJS) mapped back to the .ts line under --enable-source-maps.
+// (ESM and CommonJS) mapped back to the .ts line under --enable-source-maps, and TypeScript run by Node's own type
+// stripping, whose lines and columns are the file's.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readdirSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
@@ -132,26 +134,50 @@ for (const type of ['module', 'commonjs']) {
 const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
 const stripsTypes = major > 22 || (major === 22 && minor >= 18);
 test(
-  "TypeScript run by Node's own type stripping is left alone and noted",
+  "TypeScript run by Node's own type stripping is instrumented in place: a stack names the line and column Node's does",
   { skip: !stripsTypes },
   async (t) => {
     const p = tmpProject({
       'package.json': JSON.stringify({ name: 'native', type: 'module' }),
-      'lib.ts': `export function inc(n: number): number {\n  return n + 1;\n}\n`,
-      'main.ts': `import { inc } from './lib.ts';\nconsole.log('inc', inc(1));\n${REPORT}`,
+      'lib.ts': `interface Cart { qty: number }\nexport function inc(c: Cart, by: number = 1): number {\n  if (c.qty < 0) throw new Error('negative');\n  return c.qty + by;\n}\n`,
+      'enum.ts': `export enum Color { Red }\n`,
+      'main.ts': `import { inc } from './lib.ts';\nconsole.log('inc', inc({ qty: 1 }));\ntry { inc({ qty: -1 }); } catch (e: any) { console.log('at', e.stack.split('\\n')[1].trim()); }\ntry { await import('./enum.ts'); } catch (e: any) { console.log('enum', e.code); }\n${REPORT}`,
     });
     t.after(p.cleanup);
+    const plain = spawnSync(process.execPath, ['main.ts'], { cwd: p.dir, encoding: 'utf8' });
+    const plainAt = /^at (.*)$/m.exec(plain.stdout)?.[1];
+    assert.match(plainAt ?? '', /lib\.ts:3:\d+\)$/, plain.stdout + plain.stderr);
     const r = await runApp(p.dir, ['main.ts']);
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, /^inc 2$/m);
+    assert.equal(
+      /^at (.*)$/m.exec(r.out)?.[1],
+      plainAt,
+      'the same file, line and column as without livepatch',
+    );
+    assert.match(
+      r.out,
+      /^enum ERR_UNSUPPORTED_TYPESCRIPT_SYNTAX$/m,
+      'an enum fails as it does without livepatch',
+    );
     assert.deepEqual(r.warnings, []);
-    assert.deepEqual(r.lp?.modules, []);
+    assert.doesNotMatch(
+      r.err,
+      /stripTypeScriptTypes/,
+      "livepatch's use of the experimental API is not the app's warning",
+    );
+    assert.deepEqual(r.lp?.modules, ['native/lib.ts', 'native/main.ts']);
+    assert.deepEqual(r.lp?.funcs['native/lib.ts'], ['inc']);
+    // The hash is of the .ts file, as for tsx: what a patch names.
+    assert.equal(
+      r.lp?.hashes['native/lib.ts'],
+      createHash('sha256')
+        .update(readFileSync(join(p.dir, 'lib.ts')))
+        .digest('hex'),
+    );
     assert.deepEqual(
-      r.lp?.notes.map(([id, status, reason]) => [id, status, /type stripping/.test(reason)]),
-      [
-        ['native/main.ts', 'skipped', true],
-        ['native/lib.ts', 'skipped', true],
-      ],
+      r.lp?.notes.map(([id, status, reason]) => [id, status, /type stripping cannot run/.test(reason)]),
+      [['native/enum.ts', 'skipped', true]],
     );
   },
 );
