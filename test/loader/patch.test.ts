@@ -110,10 +110,14 @@ const cases: Case[] = [
     sympos: type === 'commonjs' ? 2 : 0,
     before: tsx,
   })),
-  // Node's own type stripping (`node main.ts`), no transpiler: the types are blanked out in place.
-  {
-    name: "Node's type stripping (module)",
-    type: 'module',
+  // Node's own type stripping (`node main.ts`), no transpiler: the types are blanked out in place. An ES module in
+  // a package that says so, and in one with no "type" (Node's syntax detection decides).
+  ...[
+    ['module', 'module'],
+    [undefined, 'no "type": detected as ES module'],
+  ].map(([type, what]): Case => ({
+    name: `Node's type stripping (${what})`,
+    type: type as Case['type'],
     files: {
       'lib.ts': tsLib,
       'main.ts': `import { price } from './lib.ts';\nconst p = price;\n${apply('p(3)')}`,
@@ -123,7 +127,7 @@ const cases: Case[] = [
     func: 'price',
     lib: tsLib,
     skip: !stripsTypes,
-  },
+  })),
   {
     name: "Node's type stripping (CommonJS .cts, required by a .ts entry)",
     type: 'commonjs',
@@ -135,19 +139,6 @@ const cases: Case[] = [
     module: 'app/lib.cts',
     func: 'price',
     lib: ctsLib,
-    skip: !stripsTypes,
-  },
-  {
-    name: 'Node\'s type stripping (no "type": detected as ES module)',
-    type: undefined,
-    files: {
-      'lib.ts': tsLib,
-      'main.ts': `import { price } from './lib.ts';\nconst p = price;\n${apply('p(3)')}`,
-    },
-    entry: 'main.ts',
-    module: 'app/lib.ts',
-    func: 'price',
-    lib: tsLib,
     skip: !stripsTypes,
   },
 ];
