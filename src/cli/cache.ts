@@ -9,6 +9,7 @@ import { esmHookKind } from '../loader/features.js';
 import { CACHE_FORMAT } from '../loader/cache.js';
 import { planPrefill, type Plan } from '../loader/prefill-plan.js';
 import { findPnp, setupPnp } from '../loader/pnp.js';
+import { cannotStrip } from '../loader/strip-types.js';
 import { runPrefill, type PrefillOutcome } from '../loader/prefill.js';
 import { UsageError } from './args.js';
 import { duration } from './format.js';
@@ -259,7 +260,12 @@ export async function cacheCommand(argv: string[], io: Io): Promise<number> {
   if (kind === 'none') throw new LivepatchError('ENODEV', `Node.js ${process.version} has no module hooks`);
   // Yarn's Plug'n'Play: packages are read out of zip archives, found through its API, as a start under it does.
   const pnp = findPnp(dir);
-  const plan = planPrefill(config, o.dev, pnp === undefined ? undefined : setupPnp(pnp));
+  const plan = planPrefill(config, {
+    withDev: o.dev,
+    pnp: pnp === undefined ? undefined : setupPnp(pnp),
+    // TypeScript that Node strips itself is instrumented by the registerHooks load hook (strip-types.ts).
+    typescript: kind === 'sync' && cannotStrip() === undefined,
+  });
   const outcomes = await runPrefill({ config, hooks: kind, pnp }, plan.files, o.workers);
   const workers = Math.max(
     1,

@@ -10,9 +10,24 @@ import type { PnpApi } from './pnp.js';
 
 export interface PlannedFile {
   file: string;
+  /** For TypeScript of undecided format ('typescript': a .ts with no "type" above it), 'commonjs' until stripped. */
   format: ModuleFormat;
   /** Bytes on disk: the biggest files are handed out first, so no worker is left with one at the end. */
   size: number;
+  /**
+   * TypeScript as Node's own type stripping runs it: stripped first (strip-types.ts), then of `format`, or
+   * 'undecided' when Node's syntax detection decides it from the stripped code.
+   */
+  typescript?: 'decided' | 'undecided';
+}
+
+export interface PlanOptions {
+  /** Count the app's devDependencies too. */
+  withDev?: boolean;
+  /** Yarn's Plug'n'Play API, set up in this thread (src/loader/pnp.ts): packages are found through it. */
+  pnp?: PnpApi | undefined;
+  /** Prepare .ts/.mts/.cts files as Node's type stripping runs them (where the service's start instruments them). */
+  typescript?: boolean;
 }
 
 export interface Plan {
@@ -27,6 +42,7 @@ export interface Plan {
 
 export const NOT_JS = 'not JavaScript';
 // tsx compiles a .ts file when it loads, and the loader keys the entry on that output, which only tsx can make.
+// Node's own type stripping is prepared where this Node has it (PlanOptions.typescript); .tsx it does not run.
 export const TYPESCRIPT = 'TypeScript (instrumented as tsx compiles it, at run time)';
 export const FILTERED = 'not selected by the filter';
 export const NOT_RUNTIME = "in a dependency's test, example, benchmark or docs directory";
@@ -52,6 +68,7 @@ const NOT_RUNTIME_DIRS = new Set([
 
 const JS = /\.(?:c|m)?js$/;
 const TS = /\.(?:c|m)?tsx?$/;
+const STRIPPABLE = /\.(?:c|m)?ts$/;
 const DECLARATIONS = /\.d\.(?:c|m)?ts$/;
 
 function realPath(p: string): string | undefined {
@@ -126,6 +143,25 @@ function formatOf(file: string, typeCache: Map<string, ModuleFormat>): ModuleFor
   return format;
 }
 
+/** The "type" of the nearest package.json above `file` (Node's rule for a .ts file), if it has one. */
+function declaredType(file: string): ModuleFormat | undefined {
+  for (let dir = dirname(file); ; dir = dirname(dir)) {
+    const pkg = readPackageJson(dir);
+    if (pkg !== null) return pkg.type === 'module' || pkg.type === 'commonjs' ? pkg.type : undefined;
+    if (dirname(dir) === dir) return undefined;
+  }
+}
+
+/** How Node's type stripping runs a TypeScript file: by extension, else by "type", else undecided. */
+function typescriptPlan(file: string): Pick<PlannedFile, 'format' | 'typescript'> {
+  if (file.endsWith('.mts')) return { format: 'module', typescript: 'decided' };
+  if (file.endsWith('.cts')) return { format: 'commonjs', typescript: 'decided' };
+  const type = declaredType(file);
+  return type === undefined
+    ? { format: 'commonjs', typescript: 'undecided' }
+    : { format: type, typescript: 'decided' };
+}
+
 /**
  * Every file under `dir`, not entering `node_modules` or dot-directories (.git, .cache), each with whether it lies
  * in a directory named in `skipDirs` (then it is only counted).
@@ -159,29 +195,33 @@ function* walk(
 /**
  * The files of the app at `config.appRoot` (its own, outside node_modules) and of the packages it depends on,
  * transitively, that the loader would instrument under `config` (src/loader/filter.ts decides, as at run time).
- * `devDependencies` count for the app itself only when `withDev`. With `pnp` (src/loader/pnp.ts, set up in this
- * thread), packages are found through Yarn's Plug'n'Play instead of node_modules.
+ * `devDependencies` count for the app itself only when `options.withDev`; see PlanOptions for the others.
  */
-export function planPrefill(config: LoaderConfig, withDev = false, pnp?: PnpApi): Plan {
+export function planPrefill(config: LoaderConfig, options: PlanOptions = {}): Plan {
+  const { withDev = false, pnp, typescript = false } = options;
   const plan: Plan = { files: [], skipped: {}, packagesFiltered: 0, missing: [] };
   const skip = (reason: string) => (plan.skipped[reason] = (plan.skipped[reason] ?? 0) + 1);
   const typeCache = new Map<string, ModuleFormat>();
   const seenFiles = new Set<string>();
-  const addFiles = (dir: string, skipDirs?: Set<string>) => {
+  // Node strips types only outside node_modules (it refuses a dependency's .ts): the app's own files only.
+  const addFiles = (dir: string, skipDirs?: Set<string>, own = false) => {
     for (const [file, notRuntime] of walk(dir, skipDirs)) {
       if (seenFiles.has(file)) continue;
       seenFiles.add(file);
       if (notRuntime) skip(NOT_RUNTIME);
       else if (PNP_FILES.has(basename(file))) skip(PNP_RUNTIME);
       else if (DECLARATIONS.test(file)) skip(NOT_JS);
-      else if (TS.test(file)) skip(TYPESCRIPT);
-      else if (!JS.test(file)) skip(NOT_JS);
+      else if (TS.test(file) && !(own && typescript && STRIPPABLE.test(file))) skip(TYPESCRIPT);
+      else if (!JS.test(file) && !TS.test(file)) skip(NOT_JS);
       else if (!decide(file, moduleIdentity(file), config).instrument) skip(FILTERED);
-      else plan.files.push({ file, format: formatOf(file, typeCache), size: statSync(file).size });
+      else {
+        const how = TS.test(file) ? typescriptPlan(file) : { format: formatOf(file, typeCache) };
+        plan.files.push({ file, ...how, size: statSync(file).size });
+      }
     }
   };
   const appRoot = realPath(config.appRoot) ?? config.appRoot;
-  addFiles(appRoot);
+  addFiles(appRoot, undefined, true);
 
   const seenPackages = new Set<string>([appRoot]);
   const queue: [string, boolean][] = [[appRoot, withDev]];

@@ -9,6 +9,7 @@ import { sourceText } from './hooks-sync.js';
 import { readFileSync } from 'node:fs';
 import { REGISTRY_KEY, type ModuleNote } from '../runtime/abi.js';
 import { compileModuleWithoutRunning, compileWithoutRunning } from './prefill-compile.js';
+import { cannotStrip, detectsAsModule, stripTypes, TS_UNSTRIPPABLE } from './strip-types.js';
 import { transformModule, type TransformContext } from './transform.js';
 
 export type PrefillStatus = 'instrumented' | 'cached' | 'notrace-file' | 'skipped' | 'failed';
@@ -117,10 +118,19 @@ export async function prefillFile(
   isNotrace: (source: string) => boolean,
 ): Promise<PrefillOutcome> {
   let source: string;
+  let format = job.format;
   try {
-    source = sourceOf(job.file, job.format);
+    source = sourceOf(job.file, job.typescript !== undefined ? 'module' : job.format);
   } catch (e) {
     return { file: job.file, status: 'failed', reason: `cannot read it (${(e as Error).message})` };
+  }
+  if (job.typescript !== undefined) {
+    // As the load hook does at a start (hooks-sync.ts): stripped as Node strips it, of the format Node gives it.
+    const js = stripTypes(source);
+    if (js === undefined)
+      return { file: job.file, status: 'skipped', reason: cannotStrip() ?? TS_UNSTRIPPABLE };
+    source = js;
+    if (job.typescript === 'undecided') format = detectsAsModule(js) ? 'module' : 'commonjs';
   }
   let hits = 0;
   let writes = 0;
@@ -128,14 +138,14 @@ export async function prefillFile(
   let compiled = false;
   for (const v of variants) {
     probe.reset();
-    const run = () => transformModule(probe.ctx, job.file, source, job.format);
+    const run = () => transformModule(probe.ctx, job.file, source, format);
     if (v === 'hooks-thread') withoutRegistry(run);
     else {
       const code = run();
       // What the hooks hand Node at a start is what transformModule returned: the same compile cache key. ESM only
       // where a start instruments it in the main thread too (registerHooks: no 'hooks-thread' variant).
       if (probe.notes.length === 0) {
-        if (job.format === 'commonjs') compiled = compileWithoutRunning(job.file, code);
+        if (format === 'commonjs') compiled = compileWithoutRunning(job.file, code);
         else if (!variants.includes('hooks-thread'))
           compiled = await compileModuleWithoutRunning(job.file, code);
       }

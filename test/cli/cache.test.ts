@@ -89,7 +89,12 @@ for (const hooks of ['default', 'async'] as const) {
     );
     assert.match(report.failed[0]?.reason ?? '', /Unexpected token/);
     assert.match(err, /failed to instrument module 'warm-app\/lib\/broken\.js'/);
-    assert.equal(report.skipped['TypeScript (instrumented as tsx compiles it, at run time)'], 1);
+    // Where this Node strips types itself and the hooks are registerHooks, lib/types.ts is prepared as Node would
+    // run it (its own test below); else it is left to tsx, at run time.
+    assert.equal(
+      report.skipped['TypeScript (instrumented as tsx compiles it, at run time)'],
+      hooks === 'default' && stripsTypes ? undefined : 1,
+    );
     assert.ok((report.skipped['not JavaScript'] ?? 0) >= 2); // package.json, README.md
     assert.ok(report.packagesFiltered > 10, 'the dependencies of express are not selected');
 
@@ -114,6 +119,55 @@ for (const hooks of ['default', 'async'] as const) {
     assert.equal(again.report.cached, report.instrumented);
   });
 }
+
+const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+/** Node runs .ts files itself (type stripping on by default) and the loader uses registerHooks: 22.18+, 23.6+. */
+const stripsTypes = major > 22 || (major === 22 && minor >= 18);
+
+test(
+  "'cache warm' prepares TypeScript as Node's type stripping runs it: `node main.ts` then starts from the cache",
+  { skip: !stripsTypes },
+  async (t) => {
+    const p = tmpProject({
+      // No "type": main.ts and lib/price.ts are undecided, and Node's syntax detection makes them ES modules.
+      'package.json': JSON.stringify({ name: 'ts-app' }),
+      'main.ts': `import { price } from './lib/price.ts';\nimport { createRequire } from 'node:module';\nconst { tax } = createRequire(import.meta.url)('./lib/tax.cts');\nconsole.log('total', tax(price(2)));\n${REPORT}`,
+      'lib/price.ts': `export function price(qty: number): number {\n  return qty * 5;\n}\n`,
+      'lib/tax.cts': `function tax(n: number): number {\n  return n * 2;\n}\nmodule.exports = { tax };\n`,
+      'lib/esm/package.json': JSON.stringify({ type: 'module' }),
+      'lib/esm/unused.ts': `export const unused = (s: string): string => s;\n`,
+      'lib/colors.ts': `export enum Color { Red }\n`,
+      'lib/view.tsx': `export const v = 1;\n`,
+    });
+    t.after(p.cleanup);
+    const env = cleanEnv(p.dir);
+    const { report } = await warm(p.dir, env);
+    assert.equal(report.instrumented, 4, JSON.stringify(report)); // main.ts, price.ts, tax.cts, esm/unused.ts
+    assert.equal(report.skipped['TypeScript (instrumented as tsx compiles it, at run time)'], 1); // view.tsx
+    assert.equal(
+      report.skipped[
+        'TypeScript with syntax that type stripping cannot run (an enum, a namespace, a parameter property) is not instrumented'
+      ],
+      1,
+    );
+    assert.equal(report.compiled, 4);
+    const run = await runApp(p.dir, ['main.ts'], { ...env, NODE_DEBUG: 'livepatch' });
+    assert.equal(run.code, 0, run.err);
+    assert.match(run.out, /^total 20$/m);
+    assert.deepEqual([...(run.lp?.modules ?? [])].sort(), [
+      'ts-app/lib/price.ts',
+      'ts-app/lib/tax.cts',
+      'ts-app/main.ts',
+    ]);
+    const lines = loaderLines(run.err);
+    assert.equal(lines.length, 3, run.err);
+    assert.deepEqual(
+      lines.filter((l) => !l.endsWith(': cache hit')),
+      [],
+      'every module is a cache hit, none is instrumented at start',
+    );
+  },
+);
 
 test("'cache warm' with LIVEPATCH_INSTRUMENT='*' covers every dependency a start loads", async (t) => {
   const p = project([]);
