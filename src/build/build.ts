@@ -14,6 +14,7 @@ import { prepareTrees, type TreeSources } from './inputs.js';
 import { planModule } from './plan.js';
 import { loadSymbolTable } from './symbols.js';
 import { listModules, readModuleBytes, startSide } from './tree.js';
+import { cannotStrip } from '../loader/strip-types.js';
 
 export interface BuildOptions extends TreeSources {
   name?: string;
@@ -140,7 +141,12 @@ export async function buildPatch(o: BuildOptions): Promise<BuildResult> {
     log,
   });
   try {
-    const treeOpts = { includeTests: o.includeTests === true, exclude: o.exclude ?? [] };
+    const treeOpts = {
+      includeTests: o.includeTests === true,
+      exclude: o.exclude ?? [],
+      // TypeScript is what runs only when Node strips it: not after a build step, never in a published package.
+      typescript: o.build === undefined && trees.source.kind !== 'npm' && cannotStrip() === undefined,
+    };
     const oldList = listModules(trees.oldDir, treeOpts);
     const newList = listModules(trees.newDir, treeOpts);
     if (trees.source.kind === 'npm' && o.allFiles !== true) {

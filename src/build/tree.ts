@@ -7,8 +7,14 @@ import { LineIndex, parseSource } from './ast.js';
 import type { ModuleSide } from './module-diff.js';
 import { locate, symbolTableAsync } from './symbols.js';
 import { topLevel } from './toplevel.js';
+import { LivepatchError } from '../errors.js';
+import { sourceText } from '../loader/hooks-sync.js';
+import { cannotStrip, detectsAsModule, stripTypes, TS_UNSTRIPPABLE } from '../loader/strip-types.js';
 
 const JS = /\.(c|m)?js$/;
+// TypeScript that Node runs itself (type stripping): .ts, .mts, .cts; not declarations, not .tsx.
+const TS = /\.(c|m)?ts$/;
+const DECLARATIONS = /\.d\.(c|m)?ts$/;
 
 /**
  * Directories and files a running service does not load: a package's tests, examples and benchmarks. Skipped
@@ -28,10 +34,15 @@ const DEFAULT_SKIP_DIRS = new Set([
   'coverage',
   '.github',
 ]);
-const DEFAULT_SKIP_FILE = /\.(test|spec)\.(c|m)?js$/;
+const DEFAULT_SKIP_FILE = /\.(test|spec)\.(c|m)?[jt]s$/;
 
 export interface TreeOptions {
   includeTests: boolean;
+  /**
+   * Compare TypeScript files too, as Node's own type stripping runs them (`node app.ts`): set when this Node
+   * strips types, and neither a build step nor a published package makes the JavaScript that runs.
+   */
+  typescript?: boolean;
   /** Extra patterns: `*` matches within a path segment, `**` across segments; matched against the path in the tree. */
   exclude: string[];
 }
@@ -75,7 +86,10 @@ export function listModules(
           continue;
         }
         walk(abs);
-      } else if (e.isFile() && JS.test(e.name)) {
+      } else if (
+        e.isFile() &&
+        (JS.test(e.name) || (opts.typescript === true && TS.test(e.name) && !DECLARATIONS.test(e.name)))
+      ) {
         if (!opts.includeTests && DEFAULT_SKIP_FILE.test(e.name)) {
           skipped.push(rel);
           continue;
@@ -88,15 +102,19 @@ export function listModules(
   return { files, skipped };
 }
 
-/** As Node decides: .mjs and .cjs by extension, .js by the nearest package.json's "type". */
-export function moduleFormat(file: string): ModuleFormat {
-  if (file.endsWith('.mjs')) return 'module';
-  if (file.endsWith('.cjs')) return 'commonjs';
+/**
+ * As Node decides: .mjs and .cjs (.mts and .cts) by extension, .js (.ts) by the nearest package.json's "type"; for
+ * a .ts under no "type", given its stripped code, as Node's syntax detection decides.
+ */
+export function moduleFormat(file: string, stripped?: string): ModuleFormat {
+  if (file.endsWith('.mjs') || file.endsWith('.mts')) return 'module';
+  if (file.endsWith('.cjs') || file.endsWith('.cts')) return 'commonjs';
   for (let d = dirname(file); ;) {
     const pkg = readPackageJson(d);
-    if (pkg !== null) return pkg.type === 'module' ? 'module' : 'commonjs';
+    if (pkg !== null && (pkg.type === 'module' || pkg.type === 'commonjs' || stripped === undefined))
+      return pkg.type === 'module' ? 'module' : 'commonjs';
     const up = dirname(d);
-    if (up === d) return 'commonjs';
+    if (up === d || pkg !== null) return stripped !== undefined && detectsAsModule(stripped) ? 'module' : 'commonjs';
     d = up;
   }
 }
@@ -117,8 +135,14 @@ export function startSide(
   bytes: Buffer,
   hash: string,
 ): { finish: () => Promise<ModuleSide> } {
-  const source = bytes.toString('utf8');
-  const format = moduleFormat(abs);
+  let source = bytes.toString('utf8');
+  if (TS.test(abs)) {
+    // Node strips the types and runs the rest (strip-types.ts); the hash stays the file's, as at run time.
+    const js = stripTypes(sourceText(bytes));
+    if (js === undefined) throw new LivepatchError('EINSTRUMENT', `${rel}: ${cannotStrip() ?? TS_UNSTRIPPABLE}`);
+    source = js;
+  }
+  const format = moduleFormat(abs, TS.test(abs) ? source : undefined);
   const pending = symbolTableAsync(source, format, rel);
   pending.catch(() => undefined); // observed in finish(); never an unhandled rejection meanwhile
   return {

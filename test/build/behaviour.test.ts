@@ -70,3 +70,50 @@ test('build: a patch built from a source change runs in the running service, and
   assert.equal(disable.code, 0, disable.stdout + disable.stderr);
   assert.deepEqual(await run(), { ...old, count: 'c12', hits: 102, calls: 102 });
 });
+
+const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+/** Node runs .ts files itself (type stripping on by default): 22.18+, 23.6+. */
+const stripsTypes = major > 22 || (major === 22 && minor >= 18);
+
+test(
+  "build: TypeScript that Node runs itself — a patch built from two .ts trees fixes the running 'node server.ts'",
+  { skip: !stripsTypes },
+  async (t) => {
+    const price = (body: string) =>
+      `export interface Line { qty: number; unit: number }\n\nexport function price(line: Line): number {\n${body}\n}\n`;
+    const tree = (body: string) => ({
+      'package.json': JSON.stringify({ name: 'shop-ts', version: '1.0.0', type: 'module' }),
+      'server.ts': `import { createServer } from 'node:http';\nimport { price } from './lib/price.ts';\nimport { Tier } from './lib/tier.ts';\nconst server = createServer((req, res) => {\n  const q = new URL(req.url ?? '/', 'http://x').searchParams;\n  res.end(String(price({ qty: Number(q.get('qty')), unit: Tier.unit })));\n});\nserver.listen(0, '127.0.0.1', () => console.log('listening', (server.address() as { port: number }).port));\n`,
+      'lib/price.ts': price(body),
+      // Unchanged: identical bytes, not compared. The declaration file is never a module.
+      'lib/tier.ts': `export const Tier = { unit: 5 } as const;\n`,
+      'lib/price.d.ts': `export declare function price(line: { qty: number; unit: number }): number;\n`,
+    });
+    const oldP = tmpProject(tree(`  return line.qty * line.unit;`));
+    const newP = tmpProject(
+      tree(`  // SHOP-2: a negative quantity must not refund.\n  return Math.max(0, line.qty) * line.unit;`),
+    );
+    t.after(oldP.cleanup);
+    t.after(newP.cleanup);
+    const output = join(oldP.dir, 'ts-fix.mjs');
+    const r = await buildPatch({ old: oldP.dir, new: newP.dir, name: 'ts-fix', output });
+    assert.deepEqual(r.refusals, []);
+    assert.deepEqual(
+      r.modules.map((m) => [m.id, m.funcs.map((f) => `${f.change} ${f.name}`)]),
+      [['shop-ts/lib/price.ts', ['changed price']]],
+    );
+
+    const lp = lpEnv(t);
+    const app = spawnNode(['--import', registerEntry, 'server.ts'], { cwd: oldP.dir, env: lp.env });
+    t.after(app.kill);
+    const port = (await app.waitFor(/listening (\d+)/))[1];
+    const get = async () => (await fetch(`http://127.0.0.1:${port}/?qty=-2`)).text();
+    assert.equal(await get(), '-10');
+    const pid = String(app.proc.pid);
+    const load = await cli(lp, ['load', output, '--pid', pid]);
+    assert.equal(load.code, 0, load.stdout + load.stderr);
+    assert.equal(await get(), '0');
+    assert.equal((await cli(lp, ['disable', 'ts-fix', '--pid', pid])).code, 0);
+    assert.equal(await get(), '-10');
+  },
+);
