@@ -114,7 +114,8 @@ export function moduleFormat(file: string, stripped?: string): ModuleFormat {
     if (pkg !== null && (pkg.type === 'module' || pkg.type === 'commonjs' || stripped === undefined))
       return pkg.type === 'module' ? 'module' : 'commonjs';
     const up = dirname(d);
-    if (up === d || pkg !== null) return stripped !== undefined && detectsAsModule(stripped) ? 'module' : 'commonjs';
+    if (up === d || pkg !== null)
+      return stripped !== undefined && detectsAsModule(stripped) ? 'module' : 'commonjs';
     d = up;
   }
 }
@@ -139,7 +140,8 @@ export function startSide(
   if (TS.test(abs)) {
     // Node strips the types and runs the rest (strip-types.ts); the hash stays the file's, as at run time.
     const js = stripTypes(sourceText(bytes));
-    if (js === undefined) throw new LivepatchError('EINSTRUMENT', `${rel}: ${cannotStrip() ?? TS_UNSTRIPPABLE}`);
+    if (js === undefined)
+      throw new LivepatchError('EINSTRUMENT', `${rel}: ${cannotStrip() ?? TS_UNSTRIPPABLE}`);
     source = js;
   }
   const format = moduleFormat(abs, TS.test(abs) ? source : undefined);
