@@ -119,6 +119,10 @@ export function formatResult(r: BuildResult, dryRun: boolean): string {
  * failed, 2 bad usage. Never throws.
  */
 export async function runBuild(argv: string[], io: BuildIo): Promise<number> {
+  if (argv.length === 1 && (argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help')) {
+    io.stdout(`${BUILD_USAGE}\n`);
+    return 0;
+  }
   let parsed: { options: BuildOptions; json: boolean };
   try {
     parsed = parseBuildArgs(argv);

@@ -123,6 +123,9 @@ test("build: --build runs the project's build in copies of both trees and compar
 test('build: exit codes — 2 bad usage, 1 refused or nothing to patch, 0 written', async (t) => {
   assert.equal((await run([])).code, 2);
   assert.equal((await run(['--bogus'])).code, 2);
+  const help = await run(['--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.out, /^usage: livepatch build /);
   assert.equal((await run(['--from', 'minimist@1.2.5'])).code, 2);
   const refused = await run([
     '--old',
