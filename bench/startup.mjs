@@ -6,6 +6,9 @@
 // Each sample is the wall time of one `node app` process from spawn to exit. `cold` gets a fresh, empty cache
 // directory every time (every module is instrumented from scratch); `warm` reuses one that an earlier run filled.
 // `app-only` is the default set-up (only the app's own files instrumented, warm) and shows the loader's fixed cost.
+// Where Node runs TypeScript itself (22.18+), `ts: …` rows start a generated app of 121 `.ts` modules as `node
+// app.ts`, without and with livepatch, their ratios to `ts: base`: Node strips the types at every start unless its
+// compile cache is on, and livepatch's cache keeps the stripped, instrumented code.
 import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -79,6 +82,34 @@ function deployApp() {
   return JSON.parse(r.stdout);
 }
 
+// A TypeScript app run by Node's own type stripping: 120 modules of 25 typed functions each, and the entry.
+const stripsTypes = process.features.typescript === 'strip';
+const tsApp = join(work, 'ts-app');
+function makeTsApp() {
+  mkdirSync(join(tsApp, 'lib'), { recursive: true });
+  writeFileSync(
+    join(tsApp, 'package.json'),
+    JSON.stringify({ name: 'ts-app', private: true, type: 'module' }),
+  );
+  let entry = '';
+  for (let i = 0; i < 120; i++) {
+    let text = `export interface Item { id: number; name: string; tags: readonly string[]; price?: number }\n`;
+    for (let j = 0; j < 25; j++)
+      text +=
+        `export function f${j}(item: Item, factor: number = ${j}): number {\n` +
+        `  const t: number = item.tags.length as number;\n  return (item.price ?? 0) * factor + t + ${j};\n}\n` +
+        `export const g${j} = <T extends { id: number }>(xs: T[]): T[] => xs.filter((x: T) => x.id > ${j});\n`;
+    writeFileSync(join(tsApp, 'lib', `m${i}.ts`), text);
+    entry += `import { f1 as f${i} } from './lib/m${i}.ts';\n`;
+  }
+  entry += `let sum: number = 0;\n`;
+  for (let i = 0; i < 120; i++) entry += `sum += f${i}({ id: 1, name: 'a', tags: [] }, 2);\n`;
+  entry += `const cpu = process.cpuUsage();\nconsole.log(JSON.stringify({ sum, cpuMs: (cpu.user + cpu.system) / 1000 }));\n`;
+  writeFileSync(join(tsApp, 'app.ts'), entry);
+  return join(tsApp, 'app.ts');
+}
+const tsEntry = stripsTypes ? makeTsApp() : '';
+
 let coldIndex = 0;
 const variants = {
   base: () => runApp([], {}),
@@ -119,6 +150,19 @@ const variants = {
         LIVEPATCH_COMPILE_CACHE: 'off',
       }),
   }),
+  ...(stripsTypes && {
+    'ts: base': () => runApp([], {}, tsEntry),
+    'ts: base, compile cache': () => runApp([], { NODE_COMPILE_CACHE: join(work, 'ts-ncc') }, tsEntry),
+    'ts: cold': async () => {
+      const dir = join(work, `ts-cold-${coldIndex++}`);
+      try {
+        return await runApp(['--import', register], { LIVEPATCH_CACHE_DIR: dir }, tsEntry);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    'ts: warm': () => runApp(['--import', register], { LIVEPATCH_CACHE_DIR: join(work, 'ts-warm') }, tsEntry),
+  }),
 };
 
 try {
@@ -150,8 +194,14 @@ try {
       cpuSamples[name].push(r.cpuMs);
     }
   }
-  const ratios = pairedRatios(samples, 'base');
-  const cpuRatios = pairedRatios(cpuSamples, 'base');
+  // The TypeScript app's rows are ratios to its own base.
+  const own = (all, base) => {
+    const ts = Object.fromEntries(Object.entries(all).filter(([k]) => k.startsWith('ts: ')));
+    const rest = Object.fromEntries(Object.entries(all).filter(([k]) => !k.startsWith('ts: ')));
+    return { ...pairedRatios(rest, base), ...(stripsTypes ? pairedRatios(ts, `ts: ${base}`) : {}) };
+  };
+  const ratios = own(samples, 'base');
+  const cpuRatios = own(cpuSamples, 'base');
   const result = {
     suite: 'startup',
     node: process.version,

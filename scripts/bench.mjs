@@ -267,7 +267,9 @@ if (suites.includes('startup')) {
     '\n### Start-up (one process, spawn to exit: wall time, and its own CPU time; ratios to `base` in the same round)\n\n' +
       (any
         ? `${any.loadedCjsModules} CommonJS modules loaded; with \`LIVEPATCH_INSTRUMENT='*'\`, ` +
-          `${any.instrumented.modules} modules and ${any.instrumented.funcs} functions instrumented (Node ${any.node}).\n`
+          `${any.instrumented.modules} modules and ${any.instrumented.funcs} functions instrumented (Node ${any.node}). ` +
+          "Rows `ts: …` (22.18+): a generated app of 121 `.ts` modules started as `node app.ts` (Node's own type " +
+          "stripping), the app's files instrumented; their ratios are to `ts: base`.\n"
         : ''),
   );
   // Some variants exist only on some versions (Node's compile cache is 22.1+): every name, in run order.

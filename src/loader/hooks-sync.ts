@@ -2,7 +2,7 @@
 import * as nodeModule from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { isPatchUrl, resolveSelf } from './patch-modules.js';
-import { cannotStrip, detectsAsModule, firstFailure, stripTypes, TS_UNSTRIPPABLE } from './strip-types.js';
+import { transformTypeScript } from './strip-types.js';
 import { noteSkipped, transformModule, type TransformContext } from './transform.js';
 
 export interface ResolveResult {
@@ -88,7 +88,7 @@ export function selfResolution(selfRoot: string): () => () => void {
 export function installSyncHooks(ctx: TransformContext): () => void {
   const handle = registerHooks({
     load(url, context, next) {
-      let result = next(url, context);
+      const result = next(url, context);
       const format = result.format;
       if (
         (format === 'module-typescript' || format === 'commonjs-typescript' || format === 'typescript') &&
@@ -96,19 +96,20 @@ export function installSyncHooks(ctx: TransformContext): () => void {
         url.startsWith('file:') &&
         !isPatchUrl(url)
       ) {
-        // Node's own type stripping: the JavaScript it would run, types blanked out in place (strip-types.ts),
-        // of the format Node would give it. CommonJS is instrumented here: some of Node's paths (an entry point,
+        // Node's own type stripping: the JavaScript it would run, types blanked out in place (strip-types.ts), of
+        // the format Node would give it. CommonJS is instrumented here too: some of Node's paths (an entry point,
         // a .cts on 22) compile it without Module.prototype._compile; the compile hook leaves it as it is.
-        const file = fileURLToPath(url);
-        const js = stripTypes(sourceText(result.source));
-        if (js === undefined) {
-          if (firstFailure(file)) noteSkipped(ctx, file, cannotStrip() ?? TS_UNSTRIPPABLE);
-          return result;
-        }
-        const esm = format === 'module-typescript' || (format === 'typescript' && detectsAsModule(js));
-        if (!esm)
-          return { ...result, format: 'commonjs', source: transformModule(ctx, file, js, 'commonjs') };
-        result = { ...result, format: 'module', source: js };
+        const ts = transformTypeScript(
+          ctx,
+          fileURLToPath(url),
+          sourceText(result.source),
+          format === 'module-typescript'
+            ? 'module'
+            : format === 'commonjs-typescript'
+              ? 'commonjs'
+              : undefined,
+        );
+        return ts === undefined ? result : { ...result, format: ts.format, source: ts.code };
       }
       if (
         result.format !== 'module' ||

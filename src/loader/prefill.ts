@@ -9,7 +9,7 @@ import { sourceText } from './hooks-sync.js';
 import { readFileSync } from 'node:fs';
 import { REGISTRY_KEY, type ModuleNote } from '../runtime/abi.js';
 import { compileModuleWithoutRunning, compileWithoutRunning } from './prefill-compile.js';
-import { cannotStrip, detectsAsModule, stripTypes, TS_UNSTRIPPABLE } from './strip-types.js';
+import { cannotStrip, transformTypeScript, TS_UNSTRIPPABLE } from './strip-types.js';
 import { transformModule, type TransformContext } from './transform.js';
 
 export type PrefillStatus = 'instrumented' | 'cached' | 'notrace-file' | 'skipped' | 'failed';
@@ -124,31 +124,33 @@ export async function prefillFile(
   } catch (e) {
     return { file: job.file, status: 'failed', reason: `cannot read it (${(e as Error).message})` };
   }
-  if (job.typescript !== undefined) {
-    // As the load hook does at a start (hooks-sync.ts): stripped as Node strips it, of the format Node gives it.
-    const js = stripTypes(source);
-    if (js === undefined)
-      return { file: job.file, status: 'skipped', reason: cannotStrip() ?? TS_UNSTRIPPABLE };
-    source = js;
-    if (job.typescript === 'undecided') format = detectsAsModule(js) ? 'module' : 'commonjs';
-  }
   let hits = 0;
   let writes = 0;
   const keys = new Set<string>();
   let compiled = false;
   for (const v of variants) {
     probe.reset();
-    const run = () => transformModule(probe.ctx, job.file, source, format);
-    if (v === 'hooks-thread') withoutRegistry(run);
-    else {
-      const code = run();
-      // What the hooks hand Node at a start is what transformModule returned: the same compile cache key. ESM only
-      // where a start instruments it in the main thread too (registerHooks: no 'hooks-thread' variant).
-      if (probe.notes.length === 0) {
-        if (format === 'commonjs') compiled = compileWithoutRunning(job.file, code);
-        else if (!variants.includes('hooks-thread'))
-          compiled = await compileModuleWithoutRunning(job.file, code);
+    let code: string | undefined;
+    if (job.typescript !== undefined) {
+      // As the load hook does at a start (hooks-sync.ts): stripped as Node strips it, keyed on the file's text.
+      const decided = job.typescript === 'undecided' ? undefined : job.format;
+      const ts = transformTypeScript(probe.ctx, job.file, source, decided);
+      if (ts === undefined) {
+        const reason = probe.notes[0]?.reason ?? cannotStrip() ?? TS_UNSTRIPPABLE;
+        return { file: job.file, status: 'skipped', reason };
       }
+      ({ code, format } = ts);
+    } else {
+      const run = () => transformModule(probe.ctx, job.file, source, format);
+      if (v === 'hooks-thread') withoutRegistry(run);
+      else code = run();
+    }
+    // What the hooks hand Node at a start is what transformModule returned: the same compile cache key. ESM only
+    // where a start instruments it in the main thread too (registerHooks: no 'hooks-thread' variant).
+    if (code !== undefined && probe.notes.length === 0) {
+      if (format === 'commonjs') compiled = compileWithoutRunning(job.file, code);
+      else if (!variants.includes('hooks-thread'))
+        compiled = await compileModuleWithoutRunning(job.file, code);
     }
     for (const k of probe.keys) keys.add(k);
     const failed = probe.notes.find((n) => n.status === 'failed');

@@ -4,6 +4,14 @@
 // as the file, so instrumented code keeps both, as a file run through tsx keeps them through its source map.
 import * as nodeModule from 'node:module';
 import { Script } from 'node:vm';
+import type { ModuleFormat } from '../instrument/types.js';
+import {
+  findDerived,
+  noteSkipped,
+  transformDerived,
+  type Derived,
+  type TransformContext,
+} from './transform.js';
 
 type Strip = (code: string, options: { mode: 'strip' | 'transform' }) => string;
 
@@ -84,4 +92,48 @@ export function detectsAsModule(js: string): boolean {
   } catch (e) {
     return e instanceof SyntaxError && ESM_ONLY.test(e.message);
   }
+}
+
+/**
+ * Node's stripping as the loader's cache sees it: code made from the file's text alone, so an entry is keyed on the
+ * file and the stripper's version, and a warm start strips nothing (Node's own compile cache spares it the same).
+ */
+export const STRIPPED: Derived = {
+  tag: `node-strip:${process.versions['amaro'] ?? process.version}`,
+  make: stripTypes,
+};
+
+/**
+ * The instrumented JavaScript for TypeScript `text` at `file` and the format to run it as, as Node's type stripping
+ * runs it: `format` is the one Node gave ('module' for .mts or "type": "module", 'commonjs' likewise), undefined when
+ * the syntax decides (a .ts under no "type"). Undefined when it cannot be stripped (cannotStrip, TS_UNSTRIPPABLE):
+ * the caller leaves the file to Node, after noting why once. Never throws.
+ */
+export function transformTypeScript(
+  ctx: TransformContext,
+  file: string,
+  text: string,
+  format: ModuleFormat | undefined,
+): { code: string; format: ModuleFormat } | undefined {
+  if (format === undefined) {
+    // A warm start finds the entry of the format it was stored as, without stripping to learn which.
+    for (const f of ['module', 'commonjs'] as const) {
+      const code = findDerived(ctx, file, text, f, STRIPPED);
+      if (code !== undefined) return { code, format: f };
+    }
+  }
+  let derived = STRIPPED;
+  if (format === undefined) {
+    const js = stripTypes(text);
+    if (js === undefined) return leftToNode(ctx, file);
+    format = detectsAsModule(js) ? 'module' : 'commonjs';
+    derived = { tag: STRIPPED.tag, make: () => js }; // stripped once
+  }
+  const code = transformDerived(ctx, file, text, format, derived);
+  return code === undefined ? leftToNode(ctx, file) : { code, format };
+}
+
+function leftToNode(ctx: TransformContext, file: string): undefined {
+  if (firstFailure(file)) noteSkipped(ctx, file, cannotStrip() ?? TS_UNSTRIPPABLE);
+  return undefined;
 }

@@ -224,17 +224,80 @@ export function transformModule(
   source: string,
   format: ModuleFormat,
 ): string {
+  return transform(ctx, file, source, format, undefined) as string;
+}
+
+/**
+ * Code that is a pure function of the file's text, made by `make` (TypeScript stripped by Node's own stripper): the
+ * entry is keyed on the file and `tag` (what made it, and which version), not on the code, so a warm start finds it
+ * without making the code at all. `make` returns undefined when it cannot.
+ */
+export interface Derived {
+  tag: string;
+  make(text: string): string | undefined;
+}
+
+/**
+ * transformModule for a file whose code Node does not run as it is (`text` is the file's own text): returns the
+ * instrumented code of `derived.make(text)`, or of the cache's entry for it, or undefined when `make` fails (the
+ * caller leaves the module to Node). Never throws.
+ */
+export function transformDerived(
+  ctx: TransformContext,
+  file: string,
+  text: string,
+  format: ModuleFormat,
+  derived: Derived,
+): string | undefined {
+  return transform(ctx, file, text, format, derived, false);
+}
+
+/**
+ * The cache's instrumented code for `derived.make(text)` as `format`, if a start or `cache warm` stored it; makes
+ * nothing, notes nothing. For a file whose format is known only from its code (a .ts under no "type"): each format
+ * is asked for in turn, so that a warm start need not make the code to learn it.
+ */
+export function findDerived(
+  ctx: TransformContext,
+  file: string,
+  text: string,
+  format: ModuleFormat,
+  derived: Derived,
+): string | undefined {
+  return transform(ctx, file, text, format, derived, true);
+}
+
+function transform(
+  ctx: TransformContext,
+  file: string,
+  source: string,
+  format: ModuleFormat,
+  derived: Derived | undefined,
+  lookupOnly = false,
+): string | undefined {
+  // With `derived`, `source` is the file's text and `code` what is instrumented; else both are the code.
+  let code = derived === undefined ? source : undefined;
+  const codeOf = (text: string): string | undefined => (derived === undefined ? text : derived.make(text));
+  // What runs when the module is not instrumented after all: the code, never the text it was derived from.
+  const asIs = (): string | undefined => {
+    try {
+      return code ?? codeOf(source);
+    } catch {
+      return undefined;
+    }
+  };
   let id = file;
   let hash = '';
   try {
     const identity = lazyIdentity(file);
     const decision = decide(file, identity, ctx.config);
     if (!decision.instrument) {
+      if (lookupOnly) return undefined;
       if (decision.note) noteTurnedDown(ctx, file, identity, decision);
-      return source;
+      return asIs();
     }
     id = identity.id;
-    if (isInstrumented(source)) return source;
+    if (derived === undefined && isInstrumented(source)) return source;
     const registry = symbolRegistry();
     // Where the output runs (the registry's thread), before Node compiles it.
     if (!compileCacheTried && registry !== undefined) enableCompileCache(ctx);
@@ -259,7 +322,9 @@ export function transformModule(
       try {
         const now = readFileSync(file);
         if (contentHash(now) !== fileHash) return undefined;
-        return instrumentFresh(ctx, now.toString('utf8'), file, id, fileHash, format, tableKey).symbols();
+        const made = codeOf(now.toString('utf8'));
+        if (made === undefined) return undefined;
+        return instrumentFresh(ctx, made, file, id, fileHash, format, tableKey).symbols();
       } catch {
         return undefined;
       }
@@ -272,7 +337,7 @@ export function transformModule(
     let missed: string | undefined;
     if (cache !== null && isExactText(source)) {
       hash = contentHash(source);
-      const key = keyOf(hash, hash);
+      const key = keyOf(hash, derived?.tag ?? hash);
       missed = key;
       const cached = cache.get(key);
       if (cached !== undefined) {
@@ -283,6 +348,7 @@ export function transformModule(
         return cached;
       }
     }
+    if (lookupOnly) return undefined;
     let bytes: Buffer;
     try {
       bytes = readFileSync(file);
@@ -291,14 +357,24 @@ export function transformModule(
       // content hash a patch could name: it is not patchable, which is not worth a warning.
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
       noteSkipped(ctx, file, 'no such file on disk to hash');
-      return source;
+      return asIs();
     }
     hash = contentHash(bytes);
     const sourceIsFile = source.length <= bytes.length && bytes.toString('utf8') === source;
     // The code handed over is usually the file itself, decoded: then it is a function of the bytes, which `hash`
     // already names, and decoding and comparing costs a fraction of hashing it again. Its key is then the one
-    // the warm path above computes from the code alone whenever the bytes are exactly the code's UTF-8.
-    const key = keyOf(hash, sourceIsFile ? hash : contentHash(source));
+    // the warm path above computes from the code alone whenever the bytes are exactly the code's UTF-8. Derived
+    // code is a function of the file's text by definition: its key names what made it.
+    const key = keyOf(
+      hash,
+      derived !== undefined
+        ? sourceIsFile
+          ? derived.tag
+          : `${derived.tag}:${contentHash(source)}`
+        : sourceIsFile
+          ? hash
+          : contentHash(source),
+    );
     const symbolsEntry = key + SYMBOLS;
     const rebuild = sourceIsFile ? () => again(hash, key) : () => undefined;
     const cached = key === missed ? undefined : cache?.get(key);
@@ -307,8 +383,10 @@ export function transformModule(
       registry?.provideSymbols(key, () => cache?.get(symbolsEntry) ?? rebuild());
       return cached;
     }
+    code ??= codeOf(source);
+    if (code === undefined) return undefined;
     const started = now();
-    const out = instrumentFresh(ctx, source, file, id, hash, format, registry && key);
+    const out = instrumentFresh(ctx, code, file, id, hash, format, registry && key);
     debug(`'${id}': instrumented in ${(now() - started).toFixed(1)} ms`);
     if (registry === undefined) {
       cache?.set(key, out.code);
@@ -320,6 +398,7 @@ export function transformModule(
     }
     return out.code;
   } catch (e) {
+    if (lookupOnly) return undefined; // the caller goes on to transformDerived, which reports it
     const reason = e instanceof Error ? e.message : String(e);
     if (e instanceof InstrumenterUnavailable) {
       // One warning for the whole process, not one per module: every later module fails the same way.
@@ -328,17 +407,17 @@ export function transformModule(
       try {
         ctx.note({ id, hash, file, status: 'failed', reason });
       } catch {}
-      return source;
+      return asIs();
     }
     // TypeScript reaching the instrumenter means the transpiler's hooks ran after ours: say how to fix it.
     const hint =
-      isLivepatchError(e) && /\.[cm]?tsx?$/.test(file)
+      derived === undefined && isLivepatchError(e) && /\.[cm]?tsx?$/.test(file)
         ? " (put '--import tsx' before '--import livepatch/register')"
         : '';
     warn(`failed to instrument module '${id}': ${reason}${hint}; loading it uninstrumented`);
     try {
       ctx.note({ id, hash, file, status: 'failed', reason });
     } catch {}
-    return source;
+    return asIs();
   }
 }
