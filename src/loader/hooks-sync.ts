@@ -3,7 +3,7 @@ import * as nodeModule from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { isPatchUrl, resolveSelf } from './patch-modules.js';
 import { transformTypeScript } from './strip-types.js';
-import { noteSkipped, transformModule, type TransformContext } from './transform.js';
+import { transformModule, type TransformContext } from './transform.js';
 
 export interface ResolveResult {
   url: string;
