@@ -151,9 +151,21 @@ test(
       1,
     );
     assert.equal(report.compiled, 4);
-    const run = await runApp(p.dir, ['main.ts'], { ...env, NODE_DEBUG: 'livepatch' });
+    // Counts the calls of Node's stripper in the process: a warm start must not strip at all.
+    const counter = `data:text/javascript,${encodeURIComponent(
+      "const m = process.getBuiltinModule('node:module'); const strip = m.stripTypeScriptTypes; let n = 0;" +
+        'm.stripTypeScriptTypes = (...a) => { n++; return strip(...a); };' +
+        "process.on('exit', () => console.log('strips', n));",
+    )}`;
+    const run = await runApp(
+      p.dir,
+      ['main.ts'],
+      { ...env, NODE_DEBUG: 'livepatch' },
+      { before: ['--import', counter] },
+    );
     assert.equal(run.code, 0, run.err);
     assert.match(run.out, /^total 20$/m);
+    assert.match(run.out, /^strips 0$/m, 'the entries are found by the .ts file alone: nothing is stripped');
     assert.deepEqual([...(run.lp?.modules ?? [])].sort(), [
       'ts-app/lib/price.ts',
       'ts-app/lib/tax.cts',
