@@ -131,7 +131,9 @@ test(
     const p = tmpProject({
       // No "type": main.ts and lib/price.ts are undecided, and Node's syntax detection makes them ES modules.
       'package.json': JSON.stringify({ name: 'ts-app' }),
-      'main.ts': `import { price } from './lib/price.ts';\nimport { createRequire } from 'node:module';\nconst { tax } = createRequire(import.meta.url)('./lib/tax.cts');\nconsole.log('total', tax(price(2)));\n${REPORT}`,
+      'main.ts': `import { price } from './lib/price.ts';\nimport { createRequire } from 'node:module';\nconst require = createRequire(import.meta.url);\nconst { tax } = require('./lib/tax.cts');\nconst { rate } = require('./lib/rate.ts');\nconsole.log('total', tax(price(rate)));\n${REPORT}`,
+      // CommonJS in a .ts under no "type": Node hands it over undecided; a warm start finds it without stripping.
+      'lib/rate.ts': `function rate(): number {\n  return 2;\n}\nmodule.exports = { rate: rate() };\n`,
       'lib/price.ts': `export function price(qty: number): number {\n  return qty * 5;\n}\n`,
       'lib/tax.cts': `function tax(n: number): number {\n  return n * 2;\n}\nmodule.exports = { tax };\n`,
       'lib/esm/package.json': JSON.stringify({ type: 'module' }),
@@ -142,7 +144,8 @@ test(
     t.after(p.cleanup);
     const env = cleanEnv(p.dir);
     const { report } = await warm(p.dir, env);
-    assert.equal(report.instrumented, 4, JSON.stringify(report)); // main.ts, price.ts, tax.cts, esm/unused.ts
+    // main.ts, price.ts, tax.cts, rate.ts, esm/unused.ts
+    assert.equal(report.instrumented, 5, JSON.stringify(report));
     assert.equal(report.skipped['TypeScript (instrumented as tsx compiles it, at run time)'], 1); // view.tsx
     assert.equal(
       report.skipped[
@@ -150,7 +153,7 @@ test(
       ],
       1,
     );
-    assert.equal(report.compiled, 4);
+    assert.equal(report.compiled, 5);
     // Counts the calls of Node's stripper in the process: a warm start must not strip at all.
     const counter = `data:text/javascript,${encodeURIComponent(
       "const m = process.getBuiltinModule('node:module'); const strip = m.stripTypeScriptTypes; let n = 0;" +
@@ -168,11 +171,12 @@ test(
     assert.match(run.out, /^strips 0$/m, 'the entries are found by the .ts file alone: nothing is stripped');
     assert.deepEqual([...(run.lp?.modules ?? [])].sort(), [
       'ts-app/lib/price.ts',
+      'ts-app/lib/rate.ts',
       'ts-app/lib/tax.cts',
       'ts-app/main.ts',
     ]);
     const lines = loaderLines(run.err);
-    assert.equal(lines.length, 3, run.err);
+    assert.equal(lines.length, 4, run.err);
     assert.deepEqual(
       lines.filter((l) => !l.endsWith(': cache hit')),
       [],
