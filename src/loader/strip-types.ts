@@ -5,13 +5,7 @@
 import * as nodeModule from 'node:module';
 import { Script } from 'node:vm';
 import type { ModuleFormat } from '../instrument/types.js';
-import {
-  findDerived,
-  noteSkipped,
-  transformDerived,
-  type Derived,
-  type TransformContext,
-} from './transform.js';
+import { noteSkipped, transformDerived, type Derived, type TransformContext } from './transform.js';
 
 type Strip = (code: string, options: { mode: 'strip' | 'transform' }) => string;
 
@@ -118,7 +112,7 @@ export function transformTypeScript(
   if (format === undefined) {
     // A warm start finds the entry of the format it was stored as, without stripping to learn which.
     for (const f of ['module', 'commonjs'] as const) {
-      const code = findDerived(ctx, file, text, f, STRIPPED);
+      const code = transformDerived(ctx, file, text, f, STRIPPED, true);
       if (code !== undefined) return { code, format: f };
     }
   }

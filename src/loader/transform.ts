@@ -240,7 +240,9 @@ export interface Derived {
 /**
  * transformModule for a file whose code Node does not run as it is (`text` is the file's own text): returns the
  * instrumented code of `derived.make(text)`, or of the cache's entry for it, or undefined when `make` fails (the
- * caller leaves the module to Node). Never throws.
+ * caller leaves the module to Node). Never throws. With `lookupOnly`, only the cache's entry for it as `format`,
+ * if a start or `cache warm` stored one, making and noting nothing: for a file whose format is known only from its
+ * code (a .ts Node left undecided), each format is asked for in turn, so a warm start need not make the code.
  */
 export function transformDerived(
   ctx: TransformContext,
@@ -248,23 +250,9 @@ export function transformDerived(
   text: string,
   format: ModuleFormat,
   derived: Derived,
+  lookupOnly = false,
 ): string | undefined {
-  return transform(ctx, file, text, format, derived, false);
-}
-
-/**
- * The cache's instrumented code for `derived.make(text)` as `format`, if a start or `cache warm` stored it; makes
- * nothing, notes nothing. For a file whose format is known only from its code (a .ts under no "type"): each format
- * is asked for in turn, so that a warm start need not make the code to learn it.
- */
-export function findDerived(
-  ctx: TransformContext,
-  file: string,
-  text: string,
-  format: ModuleFormat,
-  derived: Derived,
-): string | undefined {
-  return transform(ctx, file, text, format, derived, true);
+  return transform(ctx, file, text, format, derived, lookupOnly);
 }
 
 function transform(
