@@ -7,6 +7,7 @@ import {
   cannotStrip,
   detectsAsModule,
   firstFailure,
+  refusedByNode,
   stripTypes,
   TS_DETECTED_ESM,
   TS_UNSTRIPPABLE,
@@ -40,7 +41,8 @@ export function installCompileHook(ctx: TransformContext, esm: boolean): () => v
         format === 'typescript' ||
         (format === 'module-typescript' && esm)) &&
       typeof content === 'string' &&
-      typeof filename === 'string'
+      typeof filename === 'string' &&
+      !refusedByNode(filename)
     ) {
       const js = stripTypes(content);
       if (js === undefined) {

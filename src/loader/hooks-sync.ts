@@ -2,7 +2,7 @@
 import * as nodeModule from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { isPatchUrl, resolveSelf } from './patch-modules.js';
-import { transformTypeScript } from './strip-types.js';
+import { refusedByNode, transformTypeScript } from './strip-types.js';
 import { transformModule, type TransformContext } from './transform.js';
 
 export interface ResolveResult {
@@ -94,7 +94,8 @@ export function installSyncHooks(ctx: TransformContext): () => void {
         (format === 'module-typescript' || format === 'commonjs-typescript' || format === 'typescript') &&
         result.source != null &&
         url.startsWith('file:') &&
-        !isPatchUrl(url)
+        !isPatchUrl(url) &&
+        !refusedByNode(fileURLToPath(url))
       ) {
         // Node's own type stripping: the JavaScript it would run, types blanked out in place (strip-types.ts), of
         // the format Node would give it. CommonJS is instrumented here too: some of Node's paths (an entry point,

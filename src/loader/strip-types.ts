@@ -3,6 +3,7 @@
 // it in, 'strip', which replaces every type annotation with spaces. The JavaScript has the same lines and columns
 // as the file, so instrumented code keeps both, as a file run through tsx keeps them through its source map.
 import * as nodeModule from 'node:module';
+import { sep } from 'node:path';
 import { Script } from 'node:vm';
 import type { ModuleFormat } from '../instrument/types.js';
 import { noteSkipped, transformDerived, type Derived, type TransformContext } from './transform.js';
@@ -17,6 +18,14 @@ export function cannotStrip(): string | undefined {
   if ((process.features as { typescript?: unknown }).typescript === 'transform')
     return `TypeScript under --experimental-transform-types is not instrumented; run it through tsx ('--import tsx' first)`;
   return undefined;
+}
+
+/**
+ * True for a file Node refuses to strip (ERR_UNSUPPORTED_NODE_MODULES_TYPE_STRIPPING): one under node_modules. The
+ * loader leaves it to Node, which then refuses it as it does without livepatch.
+ */
+export function refusedByNode(file: string): boolean {
+  return file.includes(`${sep}node_modules${sep}`);
 }
 
 /** Why a TypeScript module is left alone when it has syntax that stripping cannot run. */

@@ -141,7 +141,14 @@ test(
       'package.json': JSON.stringify({ name: 'native', type: 'module' }),
       'lib.ts': `interface Cart { qty: number }\nexport function inc(c: Cart, by: number = 1): number {\n  if (c.qty < 0) throw new Error('negative');\n  return c.qty + by;\n}\n`,
       'enum.ts': `export enum Color { Red }\n`,
-      'main.ts': `import { inc } from './lib.ts';\nconsole.log('inc', inc({ qty: 1 }));\ntry { inc({ qty: -1 }); } catch (e: any) { console.log('at', e.stack.split('\\n')[1].trim()); }\ntry { await import('./enum.ts'); } catch (e: any) { console.log('enum', e.code); }\n${REPORT}`,
+      // Node refuses to strip a dependency's TypeScript: so must a start under livepatch.
+      'node_modules/tsdep/package.json': JSON.stringify({
+        name: 'tsdep',
+        type: 'module',
+        exports: './index.ts',
+      }),
+      'node_modules/tsdep/index.ts': `export const dep = (n: number): number => n;\n`,
+      'main.ts': `import { inc } from './lib.ts';\nconsole.log('inc', inc({ qty: 1 }));\ntry { inc({ qty: -1 }); } catch (e: any) { console.log('at', e.stack.split('\\n')[1].trim()); }\ntry { await import('./enum.ts'); } catch (e: any) { console.log('enum', e.code); }\ntry { await import('tsdep'); } catch (e: any) { console.log('dep', e.code); }\n${REPORT}`,
     });
     t.after(p.cleanup);
     const plain = spawnSync(process.execPath, ['main.ts'], { cwd: p.dir, encoding: 'utf8' });
@@ -159,6 +166,12 @@ test(
       r.out,
       /^enum ERR_UNSUPPORTED_TYPESCRIPT_SYNTAX$/m,
       'an enum fails as it does without livepatch',
+    );
+    assert.match(plain.stdout, /^dep ERR_UNSUPPORTED_NODE_MODULES_TYPE_STRIPPING$/m);
+    assert.match(
+      r.out,
+      /^dep ERR_UNSUPPORTED_NODE_MODULES_TYPE_STRIPPING$/m,
+      "a dependency's .ts is refused as by Node",
     );
     assert.deepEqual(r.warnings, []);
     assert.doesNotMatch(
