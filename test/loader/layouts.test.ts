@@ -1,5 +1,6 @@
 // The package managers' other layouts, with real packages: pnpm's (every package's files under node_modules/.pnpm,
-// reached through symlinks) and Yarn's Plug'n'Play (no node_modules at all: packages are read out of zip archives).
+// reached through symlinks) and Yarn's Plug'n'Play (no node_modules at all: packages are read out of zip archives,
+// and a package with peer dependencies from a virtual path of its own).
 // In both, a named dependency is instrumented under its own module id, a patch reaches it through the real CLI, and
 // `livepatch cache warm` prepares exactly what a start then finds in the cache.
 import assert from 'node:assert/strict';
@@ -213,12 +214,39 @@ async function yarnInstall(dir: string): Promise<void> {
 
 const escapeServer = `const escapeHtml = require('escape-html');
 const onFinished = require('on-finished');
+const { paragraph } = require('html-paragraph');
 const server = require('node:http').createServer((req, res) => {
   onFinished(res, () => {});
-  res.end(escapeHtml(new URL(req.url, 'http://x').searchParams.get('s') ?? ''));
+  const s = new URL(req.url, 'http://x').searchParams.get('s') ?? '';
+  res.end(req.url.startsWith('/p') ? paragraph(s) : escapeHtml(s));
 });
 server.listen(0, '127.0.0.1', () => console.log('port', server.address().port));
 process.on('SIGTERM', () => server.close());
+`;
+
+// A package with a peer dependency: Yarn gives it a virtual path of its own (\`.yarn/__virtual__/<name>-virtual-<hash>/\`),
+// one per set of peers it is installed with, that its .pnp.cjs maps onto the archive.
+const paragraphPackage = {
+  'vendor/html-paragraph/package.json': JSON.stringify({
+    name: 'html-paragraph',
+    version: '1.0.0',
+    main: 'index.js',
+    peerDependencies: { 'escape-html': '*' },
+  }),
+  'vendor/html-paragraph/index.js': `const escapeHtml = require('escape-html');
+function paragraph(s) {
+  return '<p>' + escapeHtml(s) + '</p>';
+}
+module.exports = { paragraph };
+`,
+};
+
+const fixParagraph = (hash: string) => `import { defineLivepatch } from 'livepatch';
+export default defineLivepatch({
+  name: 'fix-paragraph',
+  objects: [{ module: 'html-paragraph/index.js', hash: '${hash}', funcs: [{ name: 'paragraph',
+    replacement: function (s) { return '<p class="patched">' + s.length + '</p>'; } }] }],
+});
 `;
 
 const fixEscape = (hash: string) => `import { defineLivepatch } from 'livepatch';
@@ -229,19 +257,21 @@ export default defineLivepatch({
 });
 `;
 
-test("Yarn Plug'n'Play: packages read from zip archives are instrumented, patched, and warmed", async (t) => {
+test("Yarn Plug'n'Play: packages read from zip archives and virtual paths are instrumented, patched, and warmed", async (t) => {
   const p = tmpProject({
     'app/package.json': JSON.stringify({
       name: 'pnp-shop',
       dependencies: {
         'escape-html': 'file:../vendor/escape-html',
         'on-finished': 'file:../vendor/on-finished',
+        'html-paragraph': 'file:../vendor/html-paragraph',
       },
       // on-finished depends on ee-first from the registry; here it comes from a folder too.
       resolutions: { 'ee-first': 'file:../vendor/ee-first' },
-      livepatch: { instrument: ['escape-html', 'on-finished', 'ee-first'] },
+      livepatch: { instrument: ['escape-html', 'on-finished', 'ee-first', 'html-paragraph'] },
     }),
     'app/server.js': escapeServer,
+    ...paragraphPackage,
   });
   t.after(p.cleanup);
   for (const name of ['escape-html', 'on-finished', 'ee-first'])
@@ -261,6 +291,16 @@ test("Yarn Plug'n'Play: packages read from zip archives are instrumented, patche
   const hash = sha256(join(p.dir, 'vendor/escape-html/index.js'));
   assert.equal(escape.hash, hash);
   assert.ok(syms.modules.some((m) => m.id === 'ee-first/index.js' && m.funcs.length > 0));
+  // The package with a peer dependency runs from its virtual path, under its own id and the hash of its file.
+  const paragraph = syms.modules.find((m) => m.id === 'html-paragraph/index.js');
+  assert.ok(paragraph, syms.modules.map((m) => m.id).join(', '));
+  assert.match(
+    paragraph.file,
+    /\/\.yarn\/__virtual__\/html-paragraph-virtual-[0-9a-f]+\/\d+\/.*\.zip\/node_modules\/html-paragraph\/index\.js$/,
+  );
+  const paragraphHash = sha256(join(p.dir, 'vendor/html-paragraph/index.js'));
+  assert.equal(paragraph.hash, paragraphHash);
+  assert.ok(paragraph.funcs.some((f) => f.name === 'paragraph'));
 
   assert.equal((await get(app.port, '/?s=%3Cb%3E')).body, '&lt;b&gt;');
   writeFileSync(join(p.dir, 'fix-escape.mjs'), fixEscape(hash));
@@ -269,6 +309,13 @@ test("Yarn Plug'n'Play: packages read from zip archives are instrumented, patche
   assert.equal((await get(app.port, '/?s=%3Cb%3E')).body, 'patched 3');
   assert.equal((await cli(lp, ['unload', 'fix-escape', ...app.pid])).code, 0);
   assert.equal((await get(app.port, '/?s=%3Cb%3E')).body, '&lt;b&gt;');
+  assert.equal((await get(app.port, '/p?s=%3Cb%3E')).body, '<p>&lt;b&gt;</p>');
+  writeFileSync(join(p.dir, 'fix-paragraph.mjs'), fixParagraph(paragraphHash));
+  const loadVirtual = await cli(lp, ['load', join(p.dir, 'fix-paragraph.mjs'), ...app.pid]);
+  assert.equal(loadVirtual.code, 0, loadVirtual.stderr);
+  assert.equal((await get(app.port, '/p?s=%3Cb%3E')).body, '<p class="patched">3</p>');
+  assert.equal((await cli(lp, ['unload', 'fix-paragraph', ...app.pid])).code, 0);
+  assert.equal((await get(app.port, '/p?s=%3Cb%3E')).body, '<p>&lt;b&gt;</p>');
   app.child.proc.kill('SIGTERM');
   await app.child.exited;
 
@@ -278,13 +325,14 @@ test("Yarn Plug'n'Play: packages read from zip archives are instrumented, patche
   assert.equal(report.pnp, join(dir, '.pnp.cjs'));
   assert.deepEqual(report.missing, []);
   assert.deepEqual(report.failed, []);
-  assert.equal(report.instrumented, 4, JSON.stringify(report)); // server.js and the three packages' index.js
+  assert.equal(report.instrumented, 5, JSON.stringify(report)); // server.js and the four packages' index.js
   assert.equal(report.skipped["Yarn's Plug'n'Play runtime (loaded before the loader)"], 1);
   const again = await start(t, lp, dir, pnp, true);
   const seen = lookups(again.child.stderr());
   assert.deepEqual(seen.map(([id]) => id).sort(), [
     'ee-first/index.js',
     'escape-html/index.js',
+    'html-paragraph/index.js',
     'on-finished/index.js',
     'pnp-shop/server.js',
   ]);
