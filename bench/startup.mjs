@@ -5,7 +5,8 @@
 //
 // Each sample is the wall time of one `node app` process from spawn to exit. `cold` gets a fresh, empty cache
 // directory every time (every module is instrumented from scratch); `warm` reuses one that an earlier run filled.
-// `app-only` is the default set-up (only the app's own files instrumented, warm) and shows the loader's fixed cost.
+// `app-only` is the default set-up (only the app's own files instrumented, warm) and shows the loader's fixed cost;
+// `named` adds the web stack's packages a user would name (the app's package.json `"livepatch"` list).
 // Where Node runs TypeScript itself (22.18+), `ts: …` rows start a generated app of 121 `.ts` modules as `node
 // app.ts`, without and with livepatch, their ratios to `ts: base`: Node strips the types at every start unless its
 // compile cache is on, and livepatch's cache keeps the stripped, instrumented code.
@@ -28,6 +29,13 @@ const rounds = opts.quick ? 4 : 8;
 const work = mkdtempSync(join(tmpdir(), 'lp-bench-startup-'));
 const warmAll = join(work, 'warm-all');
 const warmApp = join(work, 'warm-app');
+const warmNamed = join(work, 'warm-named');
+// The set-up a user who expects to patch the web stack writes (docs/loader.md: a dependency is instrumented when the
+// app names it): the packages on Express's and Fastify's request paths that published advisories have touched.
+// Their 90-odd modules are instrumented; the other ~420 dependency modules are not.
+const named =
+  'express,router,body-parser,qs,path-to-regexp,send,serve-static,finalhandler,cookie,' +
+  'fastify,find-my-way,fast-uri,secure-json-parse,@fastify/proxy-addr';
 
 function runApp(args, env, entry = app) {
   const full = { ...process.env, ...env };
@@ -117,6 +125,8 @@ const variants = {
     'base, compile cache': () => runApp([], { NODE_COMPILE_CACHE: baseCompileCache }),
   }),
   'app-only warm': () => runApp(['--import', register], { LIVEPATCH_CACHE_DIR: warmApp }),
+  'named warm': () =>
+    runApp(['--import', register], { LIVEPATCH_CACHE_DIR: warmNamed, LIVEPATCH_INSTRUMENT: named }),
   'all cold': async () => {
     const dir = join(work, `cold-${coldIndex++}`);
     try {
@@ -181,7 +191,17 @@ try {
   };
   if (instrumented.modules < 100)
     throw new Error(`startup: only ${instrumented.modules} modules were instrumented`);
+  const namedOut = join(work, 'probe-named.jsonl');
+  await runApp(['--import', register, '--import', probe], {
+    LIVEPATCH_CACHE_DIR: warmNamed,
+    LIVEPATCH_INSTRUMENT: named,
+    LP_REALWORLD_PROBE: namedOut,
+  });
+  const namedModules = JSON.parse(readFileSync(namedOut, 'utf8').trim().split('\n')[0]).modules.length;
+  if (namedModules < 50 || namedModules > instrumented.modules / 2)
+    throw new Error(`startup: the named packages instrumented ${namedModules} modules`);
   await variants['app-only warm']();
+  await variants['named warm']();
   const warmed = deployApp();
 
   for (const run of shuffle(Object.values(variants))) await run(); // warm-up (disk cache, page cache), discarded
@@ -208,6 +228,7 @@ try {
     rounds,
     loadedCjsModules: loaded,
     instrumented,
+    instrumentedNamed: namedModules,
     // What the deploy step's `cache warm` did: files instrumented, and those also compiled into Node's cache.
     prefill: { instrumented: warmed.instrumented, compiled: warmed.compiled, ms: warmed.ms },
     ms: Object.fromEntries(Object.entries(samples).map(([k, xs]) => [k, summary(xs)])),

@@ -267,7 +267,10 @@ if (suites.includes('startup')) {
     '\n### Start-up (one process, spawn to exit: wall time, and its own CPU time; ratios to `base` in the same round)\n\n' +
       (any
         ? `${any.loadedCjsModules} CommonJS modules loaded; with \`LIVEPATCH_INSTRUMENT='*'\`, ` +
-          `${any.instrumented.modules} modules and ${any.instrumented.funcs} functions instrumented (Node ${any.node}). ` +
+          `${any.instrumented.modules} modules and ${any.instrumented.funcs} functions instrumented (Node ${any.node}); ` +
+          `\`named\`: the app's files and ${any.instrumentedNamed ?? '?'} modules of 14 packages on Express's and ` +
+          "Fastify's request paths (express, router, body-parser, qs, path-to-regexp, send, serve-static, finalhandler, " +
+          'cookie, fastify, find-my-way, fast-uri, secure-json-parse, @fastify/proxy-addr), as a user names them. ' +
           "Rows `ts: …` (22.18+): a generated app of 121 `.ts` modules started as `node app.ts` (Node's own type " +
           "stripping), the app's files instrumented; their ratios are to `ts: base`.\n"
         : ''),
