@@ -459,6 +459,22 @@ export class Core {
     }
   }
 
+  /**
+   * klp_module_going, for an instance the app no longer holds (a file evaluated again, its old copy collected): the
+   * patches applied to it let go of it. No callback runs: nothing of the instance is left to run it on.
+   */
+  moduleGoing(inst: ModuleInstance): void {
+    for (const p of this.registered.values()) {
+      for (const obj of p.objects) {
+        const oi = obj.applied.find((x) => x.inst === inst);
+        if (oi === undefined) continue;
+        for (const e of oi.entries) removeEntry(e);
+        obj.applied = obj.applied.filter((x) => x !== oi);
+        this.log.write(`livepatch: reverting patch '${p.name}' on unloading module '${inst.id}'`);
+      }
+    }
+  }
+
   /** klp_cleanup_module_patches_limited for one instance whose load is refused. */
   private revertInstance(p: Patch, obj: PatchObject, oi: ObjInst): void {
     if (p !== this.transitionPatch) this.cb.run(p, obj, oi, 'preUnpatch', 'coming');

@@ -87,6 +87,7 @@ function createRuntime(registry: InstalledRegistry): Runtime {
   const tasks = new TaskTable();
   const core = new Core(log, tasks, () => registry.instances);
   registry.onComing = (inst) => core.moduleComing(inst);
+  registry.onGoing = (inst) => core.moduleGoing(inst);
   setShadowLog((line) => log.write(line));
   tasks.hookServers();
 

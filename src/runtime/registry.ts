@@ -30,11 +30,15 @@ export interface ModuleInstance {
 /** What the runtime core does when a module instance registers; throws to refuse its load. */
 export type ModuleComingHook = (inst: ModuleInstance) => void;
 
+/** What the runtime core does when a module instance is gone (klp_module_going): the app holds none of it. */
+export type ModuleGoingHook = (inst: ModuleInstance) => void;
+
 /** The registry plus what only this runtime uses (the runtime object, for a second copy of the package). */
 export interface InstalledRegistry extends Registry {
   readonly instances: ModuleInstance[];
   readonly notes: ModuleNote[];
   onComing: ModuleComingHook | undefined;
+  onGoing: ModuleGoingHook | undefined;
   runtime: unknown;
 }
 
@@ -42,12 +46,27 @@ function makeRegistry(): InstalledRegistry {
   let seq = 0;
   // Symbol tables kept outside the code (abi.md §3), by key: read on first use, and only then.
   const readers = new Map<string, () => string | undefined>();
+  // A file evaluated again (its require.cache entry deleted, as import-fresh, decache and config reloaders do) makes
+  // a new instance each time, and the app drops the old one. The first instance of each file is held as before;
+  // later ones only while the app holds a function of theirs (every function reaches the slot object through the
+  // module's scope), so that the registry does not keep every discarded copy of the module alive.
+  const evaluated = new Set<string>();
+  const going = new FinalizationRegistry<ModuleInstance>((inst) => {
+    const i = reg.instances.indexOf(inst);
+    if (i < 0) return;
+    reg.instances.splice(i, 1);
+    try {
+      reg.onGoing?.(inst);
+    } catch {}
+  });
+  const noted = new Set<string>();
   const reg: InstalledRegistry = {
     abi: ABI_VERSION,
     version: VERSION,
     instances: [],
     notes: [],
     onComing: undefined,
+    onGoing: undefined,
     runtime: undefined,
     registerModule(m: ModuleRegistration): void {
       if (!ABI_ACCEPTED.includes(m.abi)) {
@@ -61,21 +80,13 @@ function makeRegistry(): InstalledRegistry {
         });
         return;
       }
-      let table: SymbolTable | undefined;
-      let bindings: Record<string, unknown> | undefined;
-      const inst: ModuleInstance = {
-        id: m.id,
-        hash: m.hash,
-        file: m.file,
-        format: m.format,
-        slots: m.slots,
-        // One object per instance, whoever asks: patches key per-instance caches on it (src/build/emit.ts).
-        get bindings() {
-          return (bindings ??= typeof m.bindings === 'function' ? m.bindings() : m.bindings);
-        },
-        seq: ++seq,
-        symbols: () => table ?? (table = symbolsOf(m, readers)) ?? unavailable(),
-      };
+      // Nothing below keeps `m` itself: it holds the slots and the bindings arrow, that is, the module's scope.
+      const { symbols, symbolsKey } = m;
+      const readTable = () => symbolsOf(symbols, symbolsKey, readers);
+      const file = `${m.file}\0${m.hash}`;
+      const again = evaluated.has(file);
+      evaluated.add(file);
+      const inst = again ? weakInstance(m, ++seq, readTable) : strongInstance(m, ++seq, readTable);
       reg.instances.push(inst);
       try {
         reg.onComing?.(inst);
@@ -83,16 +94,21 @@ function makeRegistry(): InstalledRegistry {
         reg.instances.splice(reg.instances.indexOf(inst), 1);
         throw e;
       }
+      if (again) going.register(m.slots, inst);
     },
     provideSymbols(key: string, read: () => string | undefined): void {
       readers.set(key, read);
     },
     noteModule(note: ModuleNote): void {
+      const { hash, file, status } = note;
+      // One note per file and content: a file evaluated again is the same module as far as a listing goes.
+      const key = `${file}\0${hash}\0${status}`;
+      if (noted.has(key)) return;
+      noted.add(key);
       // The id and the reason are read when the note is, once: a loader may hand over getters for them that cost
       // package.json reads (a dependency nobody named, abi.md §4), and most notes are never listed.
       let id: string | undefined;
       let reason: string | undefined;
-      const { hash, file, status } = note;
       reg.notes.push({
         get id() {
           return (id ??= String(note.id));
@@ -123,14 +139,83 @@ function unavailable(): SymbolTable {
   };
 }
 
-function symbolsOf(
+type Bindings = Record<string, unknown>;
+
+function makeBindings(m: ModuleRegistration): Bindings {
+  return typeof m.bindings === 'function' ? m.bindings() : m.bindings;
+}
+
+/** The first instance of a file: holds its slots and bindings as long as the process runs. */
+function strongInstance(
   m: ModuleRegistration,
+  seq: number,
+  readTable: () => SymbolTable | undefined,
+): ModuleInstance {
+  let table: SymbolTable | undefined;
+  let bindings: Bindings | undefined;
+  return {
+    id: m.id,
+    hash: m.hash,
+    file: m.file,
+    format: m.format,
+    slots: m.slots,
+    // One object per instance, whoever asks: patches key per-instance caches on it (src/build/emit.ts).
+    get bindings() {
+      return (bindings ??= makeBindings(m));
+    },
+    seq,
+    symbols: () => table ?? (table = readTable()) ?? unavailable(),
+  };
+}
+
+// A later instance's bindings live in tables keyed by its slot object: an entry lasts as long as the slots do, and
+// does not keep them alive itself (an ephemeron), though the bindings' accessors close over the same scope.
+const makers = new WeakMap<object, ModuleRegistration['bindings']>();
+const made = new WeakMap<object, Bindings>();
+
+/** A later instance of a file: its slots held weakly, so that it goes when the app drops the module. */
+function weakInstance(
+  m: ModuleRegistration,
+  seq: number,
+  readTable: () => SymbolTable | undefined,
+): ModuleInstance {
+  let table: SymbolTable | undefined;
+  const slots = new WeakRef(m.slots);
+  makers.set(m.slots, m.bindings);
+  return {
+    id: m.id,
+    hash: m.hash,
+    file: m.file,
+    format: m.format,
+    // Read only by the runtime while the instance is listed; an instance collected before its finalizer ran
+    // gets a slot object nobody reads.
+    get slots() {
+      return slots.deref() ?? {};
+    },
+    get bindings() {
+      const s = slots.deref();
+      if (s === undefined) return {};
+      let b = made.get(s);
+      if (b === undefined) {
+        const maker = makers.get(s)!;
+        made.set(s, (b = typeof maker === 'function' ? maker() : maker));
+      }
+      return b;
+    },
+    seq,
+    symbols: () => table ?? (table = readTable()) ?? unavailable(),
+  };
+}
+
+function symbolsOf(
+  symbols: string | undefined,
+  symbolsKey: string | undefined,
   readers: Map<string, () => string | undefined>,
 ): SymbolTable | undefined {
-  if (typeof m.symbols === 'string') return parseSymbols(m.symbols);
+  if (typeof symbols === 'string') return parseSymbols(symbols);
   let json: string | undefined;
   try {
-    json = m.symbolsKey === undefined ? undefined : readers.get(m.symbolsKey)?.();
+    json = symbolsKey === undefined ? undefined : readers.get(symbolsKey)?.();
   } catch {}
   return json === undefined ? undefined : parseSymbols(json);
 }
