@@ -125,7 +125,8 @@ export function functionEdits(
 
 function forwardOf(f: FuncInfo, args: string[], temp: string): string {
   const node = f.node;
-  if (f.kind === 'constructor') return `Reflect.construct(${temp}, arguments, new.target)`;
+  // The registry's Reflect.construct: the module may declare a `Reflect` of its own (ABI 3).
+  if (f.kind === 'constructor') return `__lp$R.construct(${temp}, arguments, new.target)`;
   let call: string;
   if (f.isArrow) call = `${temp}.call(this${args.map((a) => ', ' + a).join('')})`;
   else if (
@@ -217,15 +218,12 @@ export function moduleHeader(h: HeaderInput): string {
   const objects = chunks.map(
     (fields, c) => `${c === 0 ? '__lp$m' : `__lp$m${c}`} = { ${fields.join(', ')} }`,
   );
-  let slots = '__lp$m';
-  let facade = '';
-  if (chunks.length > 1) {
-    slots = '__lp$s';
-    facade =
-      `const __lp$s = {}; for (const __lp$c of [${objects.map((_, c) => (c === 0 ? '__lp$m' : `__lp$m${c}`)).join(', ')}]) ` +
-      `for (const __lp$k of Object.keys(__lp$c)) if (__lp$k.charCodeAt(0) !== 95) Object.defineProperty(__lp$s, __lp$k, ` +
-      `{ get: () => __lp$c[__lp$k], set: (__lp$v) => { __lp$c[__lp$k] = __lp$v; }, enumerable: true }); `;
-  }
+  // A big module's slot objects reach the runtime as one object of accessors, made by the registry (ABI 3: the
+  // module may declare its own `Object`).
+  const slots =
+    chunks.length > 1
+      ? `__lp$R.slotFacade([${objects.map((_, c) => (c === 0 ? '__lp$m' : `__lp$m${c}`)).join(', ')}])`
+      : '__lp$m';
   const acc: string[] = [];
   for (const [name, b] of h.moduleScope.names) {
     if (name === 'arguments') continue; // inside a getter it would name the getter's own arguments
@@ -238,8 +236,10 @@ export function moduleHeader(h: HeaderInput): string {
     h.symbolsKey !== undefined ? `symbolsKey: ${literal(h.symbolsKey)}` : `symbols: ${quoted(h.symbolsJson)}`;
   // One closure at evaluation, not two per binding: the accessor object is made when patch code first asks.
   return (
-    `const ${objects.join(', ')}; ${facade}const __lp$R = globalThis[Symbol.for('livepatch.registry')]; ` +
-    `if (__lp$R !== void 0) __lp$R.registerModule({ abi: 2, id: ${literal(h.id)}, hash: ${literal(h.hash)}, ` +
+    // The registry by a name no module can declare (`__lp$` is reserved): `globalThis` and `Symbol` may be the
+    // module's own, hoisted and still undefined here (`var Symbol = root.Symbol`, lodash's standalone packages).
+    `const ${objects.join(', ')}; const __lp$R = typeof __lp$registry === 'undefined' ? void 0 : __lp$registry; ` +
+    `if (__lp$R !== void 0) __lp$R.registerModule({ abi: 3, id: ${literal(h.id)}, hash: ${literal(h.hash)}, ` +
     `file: ${literal(h.file)}, format: ${literal(h.format)}, slots: ${slots}, ${symbols}, ` +
     `bindings: () => ({ ${acc.join(', ')} }) }); `
   );

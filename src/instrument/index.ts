@@ -17,7 +17,7 @@ export { originalSourceText } from './source-text.js';
  * Changes whenever the instrumenter's output for the same input may change; part of the loader's cache key
  * and of the slot object's unique key. `<ABI version>.<instrumenter revision>`.
  */
-export const INSTRUMENTER_VERSION = '2.2';
+export const INSTRUMENTER_VERSION = '3.0';
 
 interface Analyzed {
   parsed: Parsed;

@@ -1,9 +1,15 @@
 // The slot ABI shared by instrumented code and the runtime (docs/internals/abi.md). Types only, and two constants.
 
-export const ABI_VERSION = 2;
+export const ABI_VERSION = 3;
 /** Registrations of these ABI versions are driven by this runtime (1: symbols always inline, bindings an object). */
-export const ABI_ACCEPTED: readonly number[] = [1, 2];
+export const ABI_ACCEPTED: readonly number[] = [1, 2, 3];
 export const REGISTRY_KEY: unique symbol = Symbol.for('livepatch.registry') as never;
+/**
+ * ABI 3: the global name instrumented code reads the registry by. A module may declare its own `Symbol`,
+ * `globalThis`, `Reflect` or `Object` (lodash's standalone packages start with `var Symbol = root.Symbol`), which
+ * the header would then read instead of the global; no module can declare `__lp$registry` (abi.md §1).
+ */
+export const REGISTRY_GLOBAL = '__lp$registry';
 
 /** The per-module slot object `__lp$m`: `f<N>` flags and `r<N>` dispatchers. */
 export type Slots = Record<string, unknown>;
@@ -48,6 +54,13 @@ export interface Registry {
    * `read` is called only when something asks for that module's symbols. ABI 2.
    */
   provideSymbols(key: string, read: () => string | undefined): void;
+  /** ABI 3: `Reflect.construct`, for a patched constructor's forward (abi.md §2): the module may shadow `Reflect`. */
+  construct: typeof Reflect.construct;
+  /**
+   * ABI 3: one object of accessors over a big module's several slot objects (abi.md §1), made here rather than in
+   * the header, which would need the module's `Object`.
+   */
+  slotFacade(objects: Slots[]): Slots;
   /**
    * The runtime that owns this registry, once created (src/runtime/index.ts `getRuntime`). A second copy of
    * livepatch in the process (e.g. the one a patch module imports) reaches it here: `task()` runs through

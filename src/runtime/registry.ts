@@ -5,8 +5,10 @@ import {
   ABI_VERSION,
   REGISTRY_KEY,
   type ModuleNote,
+  REGISTRY_GLOBAL,
   type ModuleRegistration,
   type Registry,
+  type Slots,
 } from './abi.js';
 import type { SymbolTable } from '../instrument/types.js';
 
@@ -68,6 +70,19 @@ function makeRegistry(): InstalledRegistry {
     onComing: undefined,
     onGoing: undefined,
     runtime: undefined,
+    construct: Reflect.construct,
+    slotFacade(objects: Slots[]): Slots {
+      const facade: Slots = {};
+      for (const o of objects)
+        for (const k of Object.keys(o))
+          if (!k.startsWith('__lp$'))
+            Object.defineProperty(facade, k, {
+              get: () => o[k],
+              set: (v: unknown) => void (o[k] = v),
+              enumerable: true,
+            });
+      return facade;
+    },
     registerModule(m: ModuleRegistration): void {
       if (!ABI_ACCEPTED.includes(m.abi)) {
         // A module instrumented for another ABI must not be driven by this runtime: list it, leave it alone.
@@ -239,12 +254,14 @@ export function installRegistry(): InstalledRegistry {
   if (existing !== undefined && existing.abi === ABI_VERSION) return existing;
   const reg = makeRegistry();
   if (existing === undefined) {
-    Object.defineProperty(globalThis, REGISTRY_KEY, {
-      value: reg,
-      writable: false,
-      enumerable: false,
-      configurable: true,
-    });
+    // The symbol is where copies of livepatch find each other; the name is what instrumented code reads (ABI 3).
+    for (const key of [REGISTRY_KEY, REGISTRY_GLOBAL])
+      Object.defineProperty(globalThis, key, {
+        value: reg,
+        writable: false,
+        enumerable: false,
+        configurable: true,
+      });
   }
   return reg;
 }

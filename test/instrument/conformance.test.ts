@@ -16,7 +16,7 @@ describe('instrument: CommonJS conformance (forms.cjs)', () => {
   after(() => cleanups.forEach((fn) => fn()));
 
   it('registers one module with a slot per instrumented function', () => {
-    assert.equal(m.reg.abi, 2);
+    assert.equal(m.reg.abi, 3);
     assert.equal(m.reg.format, 'commonjs');
     assert.ok(m.table.funcs.length > 40, `only ${m.table.funcs.length} functions`);
     for (const f of m.table.funcs) {

@@ -7,25 +7,37 @@ import { basename, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { instrument } from '../../src/instrument/index.js';
 import type { ModuleFormat, SymbolTable } from '../../src/instrument/types.js';
-import type { ModuleRegistration, Registry } from '../../src/runtime/abi.js';
+import { REGISTRY_GLOBAL, type ModuleRegistration, type Registry } from '../../src/runtime/abi.js';
 import { fixture, tmpProject } from '../helpers.js';
-
-const KEY = Symbol.for('livepatch.registry');
 
 /** A registry double: records registrations, nothing else (the real one is src/runtime's). */
 export function installRegistry(): { modules: ModuleRegistration[]; uninstall: () => void } {
   const modules: ModuleRegistration[] = [];
   const registry: Registry = {
-    abi: 2,
+    abi: 3,
     version: 'test',
     registerModule: (reg) => void modules.push(reg),
     noteModule: () => {},
     provideSymbols: () => {},
+    construct: Reflect.construct,
+    slotFacade: (objects) => {
+      const facade: Record<string, unknown> = {};
+      for (const o of objects)
+        for (const k of Object.keys(o))
+          if (!k.startsWith('__lp$'))
+            Object.defineProperty(facade, k, {
+              get: () => o[k],
+              set: (v) => void (o[k] = v),
+              enumerable: true,
+            });
+      return facade;
+    },
   };
-  const g = globalThis as Record<symbol, unknown>;
-  const previous = g[KEY];
-  g[KEY] = registry;
-  return { modules, uninstall: () => void (g[KEY] = previous) };
+  // Instrumented code reads it by name (abi.md §4).
+  const g = globalThis as Record<string, unknown>;
+  const previous = g[REGISTRY_GLOBAL];
+  g[REGISTRY_GLOBAL] = registry;
+  return { modules, uninstall: () => void (g[REGISTRY_GLOBAL] = previous) };
 }
 
 export interface Loaded {

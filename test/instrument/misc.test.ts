@@ -74,7 +74,7 @@ describe('instrument: edges', () => {
       registry.uninstall();
     }
     const reg = registry.modules[0]!;
-    assert.equal(reg.abi, 2);
+    assert.equal(reg.abi, 3);
     assert.equal(reg.symbols, undefined);
     assert.equal(typeof reg.bindings, 'function');
     const b = (reg.bindings as () => Record<string, unknown>)();

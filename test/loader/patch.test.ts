@@ -24,10 +24,10 @@ release();
 await getRuntime().waitForTransition(5000);
 console.log('result', before, ${call});
 `;
-const patch = (module: string, func: string, sympos: number, hash: string, body: string) =>
+const patch = (module: string, func: string, sympos: number, hash: string, replacement: string) =>
   `import { defineLivepatch } from 'livepatch';
 export default defineLivepatch({ name: 'fix', objects: [{ module: '${module}', hash: '${hash}',
-  funcs: [{ name: '${func}', sympos: ${sympos}, replacement: function () { ${body} } }] }] });
+  funcs: [{ name: '${func}', sympos: ${sympos}, replacement: ${replacement} }] }] });
 `;
 
 interface Case {
@@ -44,6 +44,8 @@ interface Case {
   before?: string[];
   pkg?: Record<string, unknown>;
   skip?: boolean;
+  /** The patch's replacement, as source text: by default one that returns its first argument times 100. */
+  replacement?: string;
 }
 
 const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
@@ -54,7 +56,86 @@ const ctsLib = `function price(n: number): number {\n  return n * 2;\n}\nmodule.
 const esmLib = `export function price(n) {\n  return n * 2;\n}\n`;
 const cjsLib = `function price(n) {\n  return n * 2;\n}\nmodule.exports = { price };\n`;
 const tsLib = `export function price(n: number): number {\n  return n * 2;\n}\n`;
+// A module may declare its own `Symbol`, `globalThis`, `Reflect` or `Object`, hoisted and undefined when the header
+// runs (lodash's standalone packages, 50M downloads a week, start with `var Symbol = root.Symbol`): the header and
+// the prologues must not read them. Until slot ABI 3 such a module threw at its first line under the loader.
+const shadowingLib = `var Symbol = undefined;
+var Reflect = {};
+var Object = null;
+let globalThis = 'mine';
+function price(n) {
+  return n * 2;
+}
+module.exports = { price, globals: [typeof Symbol, typeof Reflect, Object, globalThis] };
+`;
+const shadowingEsm = `const Symbol = 'mine';\nexport function price(n) {\n  return n * 2;\n}\nexport { Symbol };\n`;
+// A patched constructor forwards through Reflect.construct, which the module's own `Reflect` must not hide.
+const constructorLib = `var Reflect = {};
+class Price {
+  constructor(n) {
+    this.value = n * 2;
+  }
+}
+function price(n) {
+  return new Price(n).value;
+}
+module.exports = { price };
+`;
+// Over 500 functions: the slot objects reach the runtime through one object of accessors, made without `Object`.
+const bigLib =
+  'var Object = null;\n' +
+  Array.from({ length: 520 }, (_, i) => `function g${i}() {\n  return ${i};\n}\n`).join('') +
+  'function price(n) {\n  return n * 2;\n}\nmodule.exports = { price, g0 };\n';
 const cases: Case[] = [
+  {
+    name: 'a module that declares its own Symbol, globalThis, Reflect and Object (CommonJS)',
+    type: 'commonjs',
+    files: {
+      'lib.js': shadowingLib,
+      'main.js': `const lib = require('./lib.js');\nconsole.log('globals', JSON.stringify(lib.globals));\nconst p = lib.price;\n(async () => {\n${apply('p(3)')}})();\n`,
+    },
+    entry: 'main.js',
+    module: 'app/lib.js',
+    func: 'price',
+    lib: shadowingLib,
+  },
+  {
+    name: 'a module that declares its own Symbol (ESM, in its temporal dead zone at the header)',
+    type: 'module',
+    files: {
+      'lib.js': shadowingEsm,
+      'main.js': `import { price, Symbol as own } from './lib.js';\nconsole.log('globals', JSON.stringify([own]));\nconst p = price;\n${apply('p(3)')}`,
+    },
+    entry: 'main.js',
+    module: 'app/lib.js',
+    func: 'price',
+    lib: shadowingEsm,
+  },
+  {
+    name: 'a constructor in a module with its own Reflect',
+    type: 'commonjs',
+    files: {
+      'lib.js': constructorLib,
+      'main.js': `const { price } = require('./lib.js');\n(async () => {\n${apply('price(3)')}})();\n`,
+    },
+    entry: 'main.js',
+    module: 'app/lib.js',
+    func: 'Price',
+    lib: constructorLib,
+    replacement: 'class { constructor(n) { this.value = n * 100; } }',
+  },
+  {
+    name: 'a function past the 500th, in a module with its own Object',
+    type: 'commonjs',
+    files: {
+      'lib.js': bigLib,
+      'main.js': `const { price } = require('./lib.js');\n(async () => {\n${apply('price(3)')}})();\n`,
+    },
+    entry: 'main.js',
+    module: 'app/lib.js',
+    func: 'price',
+    lib: bigLib,
+  },
   {
     name: 'ESM',
     type: 'module',
@@ -148,12 +229,22 @@ for (const c of cases) {
     const p = tmpProject({
       'app/package.json': JSON.stringify({ name: 'app', type: c.type, ...c.pkg }),
       ...Object.fromEntries(Object.entries(c.files).map(([k, v]) => [`app/${k}`, v])),
-      'patch/fix.mjs': patch(c.module, c.func, c.sympos ?? 0, sha(c.lib), 'return arguments[0] * 100;'),
+      'patch/fix.mjs': patch(
+        c.module,
+        c.func,
+        c.sympos ?? 0,
+        sha(c.lib),
+        c.replacement ?? 'function () { return arguments[0] * 100; }',
+      ),
     });
     t.after(p.cleanup);
     const r = await runApp(join(p.dir, 'app'), [c.entry], {}, { before: c.before ?? [] });
     assert.equal(r.code, 0, r.err);
     assert.deepEqual(r.warnings, []);
     assert.match(r.out, /^result 6 300$/m, r.out + r.err);
+    // The module saw its own declarations, not the globals.
+    const globals = /^globals (.*)$/m.exec(r.out)?.[1];
+    if (c.lib === shadowingLib) assert.equal(globals, '["undefined","object",null,"mine"]');
+    if (c.lib === shadowingEsm) assert.equal(globals, '["mine"]');
   });
 }
