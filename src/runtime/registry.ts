@@ -96,12 +96,13 @@ function makeRegistry(): InstalledRegistry {
         return;
       }
       // Nothing below keeps `m` itself: it holds the slots and the bindings arrow, that is, the module's scope.
-      const { symbols, symbolsKey } = m;
-      const readTable = () => symbolsOf(symbols, symbolsKey, readers);
+      const { symbols: inline, symbolsKey } = m;
+      let table: SymbolTable | undefined;
+      const symbols = () => table ?? (table = symbolsOf(inline, symbolsKey, readers)) ?? unavailable();
       const file = `${m.file}\0${m.hash}`;
       const again = evaluated.has(file);
       evaluated.add(file);
-      const inst = again ? weakInstance(m, ++seq, readTable) : strongInstance(m, ++seq, readTable);
+      const inst = again ? weakInstance(m, ++seq, symbols) : strongInstance(m, ++seq, symbols);
       reg.instances.push(inst);
       try {
         reg.onComing?.(inst);
@@ -161,12 +162,7 @@ function makeBindings(m: ModuleRegistration): Bindings {
 }
 
 /** The first instance of a file: holds its slots and bindings as long as the process runs. */
-function strongInstance(
-  m: ModuleRegistration,
-  seq: number,
-  readTable: () => SymbolTable | undefined,
-): ModuleInstance {
-  let table: SymbolTable | undefined;
+function strongInstance(m: ModuleRegistration, seq: number, symbols: () => SymbolTable): ModuleInstance {
   let bindings: Bindings | undefined;
   return {
     id: m.id,
@@ -179,7 +175,7 @@ function strongInstance(
       return (bindings ??= makeBindings(m));
     },
     seq,
-    symbols: () => table ?? (table = readTable()) ?? unavailable(),
+    symbols,
   };
 }
 
@@ -189,12 +185,7 @@ const makers = new WeakMap<object, ModuleRegistration['bindings']>();
 const made = new WeakMap<object, Bindings>();
 
 /** A later instance of a file: its slots held weakly, so that it goes when the app drops the module. */
-function weakInstance(
-  m: ModuleRegistration,
-  seq: number,
-  readTable: () => SymbolTable | undefined,
-): ModuleInstance {
-  let table: SymbolTable | undefined;
+function weakInstance(m: ModuleRegistration, seq: number, symbols: () => SymbolTable): ModuleInstance {
   const slots = new WeakRef(m.slots);
   makers.set(m.slots, m.bindings);
   return {
@@ -218,7 +209,7 @@ function weakInstance(
       return b;
     },
     seq,
-    symbols: () => table ?? (table = readTable()) ?? unavailable(),
+    symbols,
   };
 }
 

@@ -106,6 +106,29 @@ async function start(t: TestContext, lp: LpEnv, dir: string, before: string[] = 
   return { child, port, pid: ['--pid', String(child.proc.pid)] };
 }
 
+/**
+ * Through the real CLI: `path` answers `plain`; loading the patch `name` (module text `text`, written beside the
+ * app) makes it answer `patched`; unloading it, `plain` again.
+ */
+async function patchRoundTrip(
+  lp: LpEnv,
+  app: { port: number; pid: string[] },
+  dir: string,
+  patch: { name: string; text: string },
+  path: string,
+  plain: string,
+  patched: string,
+): Promise<void> {
+  assert.equal((await get(app.port, path)).body, plain);
+  const file = join(dir, `${patch.name}.mjs`);
+  writeFileSync(file, patch.text);
+  const load = await cli(lp, ['load', file, ...app.pid]);
+  assert.equal(load.code, 0, load.stderr);
+  assert.equal((await get(app.port, path)).body, patched);
+  assert.equal((await cli(lp, ['unload', patch.name, ...app.pid])).code, 0);
+  assert.equal((await get(app.port, path)).body, plain);
+}
+
 /** `livepatch cache warm DIR --json`, with the cache the app is started with. */
 async function warm(lp: LpEnv, dir: string): Promise<WarmReport> {
   const child = spawnNode([cliEntry, 'cache', 'warm', dir, '--json'], {
@@ -158,13 +181,8 @@ test('pnpm: a named dependency behind .pnpm links is instrumented under its own 
     assert.ok(m.file.includes('/node_modules/.pnpm/'), m.file);
   }
 
-  assert.equal((await get(app.port, '/q?a=1')).body, '{"a":"1"}');
-  writeFileSync(join(p.dir, 'fix-json.mjs'), fixJson(response.hash));
-  const load = await cli(lp, ['load', join(p.dir, 'fix-json.mjs'), ...app.pid]);
-  assert.equal(load.code, 0, load.stderr);
-  assert.equal((await get(app.port, '/q?a=1')).body, 'patched {"a":"1"}');
-  assert.equal((await cli(lp, ['unload', 'fix-json', ...app.pid])).code, 0);
-  assert.equal((await get(app.port, '/q?a=1')).body, '{"a":"1"}');
+  const json = { name: 'fix-json', text: fixJson(response.hash) };
+  await patchRoundTrip(lp, app, p.dir, json, '/q?a=1', '{"a":"1"}', 'patched {"a":"1"}');
   app.child.proc.kill('SIGTERM');
   await app.child.exited;
 
@@ -302,20 +320,19 @@ test("Yarn Plug'n'Play: packages read from zip archives and virtual paths are in
   assert.equal(paragraph.hash, paragraphHash);
   assert.ok(paragraph.funcs.some((f) => f.name === 'paragraph'));
 
-  assert.equal((await get(app.port, '/?s=%3Cb%3E')).body, '&lt;b&gt;');
-  writeFileSync(join(p.dir, 'fix-escape.mjs'), fixEscape(hash));
-  const load = await cli(lp, ['load', join(p.dir, 'fix-escape.mjs'), ...app.pid]);
-  assert.equal(load.code, 0, load.stderr);
-  assert.equal((await get(app.port, '/?s=%3Cb%3E')).body, 'patched 3');
-  assert.equal((await cli(lp, ['unload', 'fix-escape', ...app.pid])).code, 0);
-  assert.equal((await get(app.port, '/?s=%3Cb%3E')).body, '&lt;b&gt;');
-  assert.equal((await get(app.port, '/p?s=%3Cb%3E')).body, '<p>&lt;b&gt;</p>');
-  writeFileSync(join(p.dir, 'fix-paragraph.mjs'), fixParagraph(paragraphHash));
-  const loadVirtual = await cli(lp, ['load', join(p.dir, 'fix-paragraph.mjs'), ...app.pid]);
-  assert.equal(loadVirtual.code, 0, loadVirtual.stderr);
-  assert.equal((await get(app.port, '/p?s=%3Cb%3E')).body, '<p class="patched">3</p>');
-  assert.equal((await cli(lp, ['unload', 'fix-paragraph', ...app.pid])).code, 0);
-  assert.equal((await get(app.port, '/p?s=%3Cb%3E')).body, '<p>&lt;b&gt;</p>');
+  const escapeFix = { name: 'fix-escape', text: fixEscape(hash) };
+  await patchRoundTrip(lp, app, p.dir, escapeFix, '/?s=%3Cb%3E', '&lt;b&gt;', 'patched 3');
+  // The package on its virtual path is patched like any other.
+  const virtual = { name: 'fix-paragraph', text: fixParagraph(paragraphHash) };
+  await patchRoundTrip(
+    lp,
+    app,
+    p.dir,
+    virtual,
+    '/p?s=%3Cb%3E',
+    '<p>&lt;b&gt;</p>',
+    '<p class="patched">3</p>',
+  );
   app.child.proc.kill('SIGTERM');
   await app.child.exited;
 
