@@ -33,9 +33,12 @@ export interface Ops {
   readonly stack: Entry[];
   /** One-shot: the next entry runs the original body (set by `original`, consumed at the prologue). */
   bypass: boolean;
-  /** SELF and SCOPE of the latest call that was redirected (for ctx.original and ctx.scope()). */
-  self: AnyFunction | undefined;
-  scope: (() => Record<string, unknown>) | undefined;
+  /**
+   * SELF and SCOPE of the latest call that was redirected (for ctx.original and ctx.scope()); in a WeakRef for an
+   * instance the app may drop (registry.ts), since either keeps the module's scope alive. Read them with `last`.
+   */
+  self: AnyFunction | WeakRef<AnyFunction> | undefined;
+  scope: (() => Record<string, unknown>) | WeakRef<() => Record<string, unknown>> | undefined;
   readonly dispatch: (
     self: AnyFunction | undefined,
     scope: (() => Record<string, unknown>) | undefined,
@@ -50,6 +53,7 @@ function getOps(inst: ModuleInstance, sym: FuncSymbol, tasks: TaskTable): Ops {
   let ops = byIndex.get(sym.index);
   if (ops !== undefined) return ops;
   const stack: Entry[] = [];
+  const weak = inst.weak === true;
   const o: Ops = {
     inst,
     sym,
@@ -72,13 +76,23 @@ function getOps(inst: ModuleInstance, sym: FuncSymbol, tasks: TaskTable): Ops {
         if (e === undefined) return undefined;
       }
       if (e.fn === undefined) return undefined;
-      o.self = self;
-      o.scope = scope;
+      if (weak) {
+        if (self !== undefined && last(o.self) !== self) o.self = new WeakRef(self);
+        o.scope = scope === undefined ? undefined : new WeakRef(scope);
+      } else {
+        o.self = self;
+        o.scope = scope;
+      }
       return e.fn;
     },
   };
   byIndex.set(sym.index, (ops = o));
   return ops;
+}
+
+/** SELF or SCOPE as the dispatcher kept it. */
+function last<T extends object>(kept: T | WeakRef<T> | undefined): T | undefined {
+  return kept instanceof WeakRef ? kept.deref() : kept;
 }
 
 /** Finds a function by name and sympos in an instance's symbol table, with the kernel's errors. */
@@ -179,7 +193,7 @@ function makeContext(ops: Ops): ReplacementContext {
       return (original ??= makeOriginal(ops));
     },
     scope(): Record<string, unknown> {
-      const s = ops.scope;
+      const s = last(ops.scope);
       if (s === undefined)
         throw new LivepatchError(
           'EINVAL',
@@ -193,7 +207,7 @@ function makeContext(ops: Ops): ReplacementContext {
 
 function makeOriginal(ops: Ops): AnyFunction {
   const selfOf = (): AnyFunction => {
-    const self = ops.self;
+    const self = last(ops.self);
     if (self === undefined)
       throw new LivepatchError(
         'EINVAL',

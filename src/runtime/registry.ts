@@ -27,6 +27,11 @@ export interface ModuleInstance {
   readonly seq: number;
   /** The parsed symbol table (parsed on first use: most modules are never patched). */
   symbols(): SymbolTable;
+  /**
+   * A later instance of a file, held only while the app holds it: what the runtime keeps of it after a redirected
+   * call (its SELF and SCOPE) it keeps weakly.
+   */
+  readonly weak?: boolean;
 }
 
 /** What the runtime core does when a module instance registers; throws to refuse its load. */
@@ -183,6 +188,46 @@ function strongInstance(m: ModuleRegistration, seq: number, symbols: () => Symbo
 // does not keep them alive itself (an ephemeron), though the bindings' accessors close over the same scope.
 const makers = new WeakMap<object, ModuleRegistration['bindings']>();
 const made = new WeakMap<object, Bindings>();
+const forwarders = new WeakMap<object, Bindings>();
+
+/** The accessor object over the instance's bindings, made on first use; undefined once the instance is gone. */
+function bindingsOf(slots: WeakRef<object>): Bindings | undefined {
+  const s = slots.deref();
+  if (s === undefined) return undefined;
+  let b = made.get(s);
+  if (b === undefined) {
+    const maker = makers.get(s)!;
+    made.set(s, (b = typeof maker === 'function' ? maker() : maker));
+  }
+  return b;
+}
+
+/**
+ * What a later instance hands patch code as its bindings: an object with the same accessors, each reaching the
+ * instance's own through the WeakRef. A replacement keeps its `ctx.bindings` (every built patch does), and with
+ * the accessors themselves it would keep the module's whole scope, so the instance, alive for as long as the patch.
+ */
+function forwarderOf(slots: WeakRef<object>): Bindings {
+  const s = slots.deref();
+  if (s === undefined) return {};
+  let f = forwarders.get(s);
+  if (f !== undefined) return f;
+  f = {};
+  for (const [name, d] of Object.entries(Object.getOwnPropertyDescriptors(bindingsOf(slots)))) {
+    Object.defineProperty(f, name, {
+      enumerable: d.enumerable ?? false,
+      get: d.get && (() => bindingsOf(slots)?.[name]),
+      set:
+        d.set &&
+        ((v: unknown) => {
+          const b = bindingsOf(slots);
+          if (b !== undefined) b[name] = v;
+        }),
+    });
+  }
+  forwarders.set(s, f);
+  return f;
+}
 
 /** A later instance of a file: its slots held weakly, so that it goes when the app drops the module. */
 function weakInstance(m: ModuleRegistration, seq: number, symbols: () => SymbolTable): ModuleInstance {
@@ -198,18 +243,13 @@ function weakInstance(m: ModuleRegistration, seq: number, symbols: () => SymbolT
     get slots() {
       return slots.deref() ?? {};
     },
+    // One object per instance, as for the first (patches key per-instance caches on it).
     get bindings() {
-      const s = slots.deref();
-      if (s === undefined) return {};
-      let b = made.get(s);
-      if (b === undefined) {
-        const maker = makers.get(s)!;
-        made.set(s, (b = typeof maker === 'function' ? maker() : maker));
-      }
-      return b;
+      return forwarderOf(slots);
     },
     seq,
     symbols,
+    weak: true,
   };
 }
 

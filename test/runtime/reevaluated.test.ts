@@ -1,7 +1,8 @@
 // A module file evaluated again — its require.cache entry deleted and the file required anew, as import-fresh,
 // decache and config reloaders do — is a new instance each time, and the app drops the old one. The registry must
-// not keep the old ones alive (each holds the module's whole scope), patched or not, and a patch must reach the
-// instance the app uses now. Real loader, real HTTP server, the real CLI.
+// not keep the old ones alive (each holds the module's whole scope), patched or not: not through a replacement that
+// keeps its bindings, nor through the last call redirected in it. A patch must reach the instance the app uses now.
+// Real loader, real HTTP server, the real CLI.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -32,6 +33,7 @@ function reload() {
     if (i >= 0) module.children.splice(i, 1);
   }
   config = require('./config.js');
+  config.lookup(0); // each instance runs: patched, a redirected call leaves its SELF with the runtime
 }
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://x');
@@ -56,8 +58,11 @@ process.on('SIGTERM', () => server.close());
 const fix = (hash: string) => `import { defineLivepatch } from 'livepatch';
 export default defineLivepatch({
   name: 'fix-lookup',
-  objects: [{ module: 'reload-app/config.js', hash: '${hash}', funcs: [{ name: 'lookup',
-    replacement: function lookup(i) { return 'patched ' + i; } }] }],
+  // As a built patch does, the replacement keeps the instance's bindings.
+  objects: [{ module: 'reload-app/config.js', hash: '${hash}', funcs: [{ name: 'lookup', factory(ctx) {
+    const bindings = ctx.bindings;
+    return function lookup(i) { return 'patched ' + i + ' of ' + bindings.rows.length; };
+  } }] }],
 });
 `;
 
@@ -108,9 +113,9 @@ test('a module evaluated again: old instances are let go, patched or not, and a 
   writeFileSync(join(p.dir, 'fix-lookup.mjs'), fix(hash));
   const load = await cli(lp, ['load', join(p.dir, 'fix-lookup.mjs'), ...pid]);
   assert.equal(load.code, 0, load.stderr);
-  assert.equal((await get(port, '/?i=5')).body, 'patched 5');
+  assert.equal((await get(port, '/?i=5')).body, 'patched 5 of 40000');
   await reload(200);
-  assert.equal((await get(port, '/?i=7')).body, 'patched 7');
+  assert.equal((await get(port, '/?i=7')).body, 'patched 7 of 40000');
   const patched = await heapMiB();
   assert.ok(
     patched - before < 40,
