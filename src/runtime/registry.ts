@@ -54,7 +54,7 @@ function makeRegistry(): InstalledRegistry {
   // Symbol tables kept outside the code (abi.md §3), by key: read on first use, and only then.
   const readers = new Map<string, () => string | undefined>();
   // A file evaluated again (its require.cache entry deleted, as import-fresh, decache and config reloaders do) makes
-  // a new instance each time, and the app drops the old one. The first instance of each file is held as before;
+  // a new instance each time, and the app drops the old one. The first instance of each path is held as before;
   // later ones only while the app holds a function of theirs (every function reaches the slot object through the
   // module's scope), so that the registry does not keep every discarded copy of the module alive.
   const evaluated = new Set<string>();
@@ -104,9 +104,9 @@ function makeRegistry(): InstalledRegistry {
       const { symbols: inline, symbolsKey } = m;
       let table: SymbolTable | undefined;
       const symbols = () => table ?? (table = symbolsOf(inline, symbolsKey, readers)) ?? unavailable();
-      const file = `${m.file}\0${m.hash}`;
-      const again = evaluated.has(file);
-      evaluated.add(file);
+      // By path alone: a reloader usually reloads because the file changed, and each content is a new hash.
+      const again = evaluated.has(m.file);
+      evaluated.add(m.file);
       const inst = again ? weakInstance(m, ++seq, symbols) : strongInstance(m, ++seq, symbols);
       reg.instances.push(inst);
       try {

@@ -134,4 +134,13 @@ test('a module evaluated again: old instances are let go, patched or not, and a 
   assert.equal((await get(port, '/?i=5')).body, 'row5');
   await reload(20);
   assert.equal((await get(port, '/?i=6')).body, 'row6');
+
+  // A reloader usually reloads because the file changed: every content is new, and is let go all the same.
+  for (let edit = 1; edit <= 12; edit++) {
+    writeFileSync(join(p.dir, 'config.js'), `${config}// edit ${edit}\n`);
+    await reload(20);
+  }
+  const edited = await heapMiB();
+  assert.ok(edited - before < 40, `heap grew from ${before.toFixed(1)} to ${edited.toFixed(1)} MiB, edited`);
+  assert.ok((await instances()) <= 3, `${await instances()} instances of config.js listed after edits`);
 });
