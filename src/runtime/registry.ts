@@ -3,9 +3,9 @@
 import {
   ABI_ACCEPTED,
   ABI_VERSION,
+  REGISTRY_GLOBAL,
   REGISTRY_KEY,
   type ModuleNote,
-  REGISTRY_GLOBAL,
   type ModuleRegistration,
   type Registry,
   type Slots,
@@ -100,7 +100,7 @@ function makeRegistry(): InstalledRegistry {
         });
         return;
       }
-      // Nothing below keeps `m` itself: it holds the slots and the bindings arrow, that is, the module's scope.
+      // A later instance keeps nothing of `m`: it holds the slots and the bindings arrow, that is, the module's scope.
       const { symbols: inline, symbolsKey } = m;
       let table: SymbolTable | undefined;
       const symbols = () => table ?? (table = symbolsOf(inline, symbolsKey, readers)) ?? unavailable();
@@ -162,8 +162,9 @@ function unavailable(): SymbolTable {
 
 type Bindings = Record<string, unknown>;
 
-function makeBindings(m: ModuleRegistration): Bindings {
-  return typeof m.bindings === 'function' ? m.bindings() : m.bindings;
+/** ABI 2 and 3 hand over an arrow that makes the accessor object; ABI 1 the object itself. */
+function makeBindings(given: ModuleRegistration['bindings']): Bindings {
+  return typeof given === 'function' ? given() : given;
 }
 
 /** The first instance of a file: holds its slots and bindings as long as the process runs. */
@@ -177,7 +178,7 @@ function strongInstance(m: ModuleRegistration, seq: number, symbols: () => Symbo
     slots: m.slots,
     // One object per instance, whoever asks: patches key per-instance caches on it (src/build/emit.ts).
     get bindings() {
-      return (bindings ??= makeBindings(m));
+      return (bindings ??= makeBindings(m.bindings));
     },
     seq,
     symbols,
@@ -195,10 +196,7 @@ function bindingsOf(slots: WeakRef<object>): Bindings | undefined {
   const s = slots.deref();
   if (s === undefined) return undefined;
   let b = made.get(s);
-  if (b === undefined) {
-    const maker = makers.get(s)!;
-    made.set(s, (b = typeof maker === 'function' ? maker() : maker));
-  }
+  if (b === undefined) made.set(s, (b = makeBindings(makers.get(s)!)));
   return b;
 }
 
