@@ -282,7 +282,7 @@ test('a worker thread whose event loop is busy holds the transition until it has
   const lp = lpEnv(t);
   const app = await startPool(t, lp);
   const [busy, free] = (await app.pool()).map((w) => w.thread);
-  assert.equal((await get(app.port, '/spin?ms=3500')).body, 'spinning');
+  assert.equal((await get(app.port, '/spin')).body, 'spinning');
 
   const load = await cli(lp, ['load', fix, '--pid', app.pid, '--timeout', '1']);
   assert.equal(load.code, 3, `${load.stdout}\n${load.stderr}`);
@@ -311,6 +311,7 @@ test('a worker thread whose event loop is busy holds the transition until it has
   assert.equal((await cliJson(lp, ['list', '--pid', app.pid, '--json'])).patches[0].enabled, true);
 
   // When the worker is free again it applies the patch, and the transition is over.
+  assert.equal((await get(app.port, '/unspin')).body, 'released');
   await until(
     'the busy worker in step',
     () => threads(lp, app.pid),
