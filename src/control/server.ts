@@ -28,6 +28,20 @@ export interface ServerOptions {
   maxFrame?: number;
   /** A client that has not said hello by then is dropped. */
   handshakeMs?: number;
+  /** The chain mutating commands run on; given, work of the caller's can run on it too. */
+  serialize?: Serialize;
+}
+
+export type Serialize = <T>(fn: () => Promise<T>) => Promise<T>;
+
+/** One chain: the next function starts when the previous one settled, as klp_mutex serializes the kernel's work. */
+export function makeSerialize(): Serialize {
+  let mutex: Promise<unknown> = Promise.resolve();
+  return <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = mutex.then(fn, fn);
+    mutex = run.catch(() => undefined);
+    return run;
+  };
 }
 
 const commandSet: ReadonlySet<string> = new Set(COMMANDS);
@@ -51,12 +65,7 @@ export function errorBody(e: unknown): { code: string; message: string; details?
  */
 export async function listenControl(opts: ServerOptions): Promise<Server> {
   // One chain for all mutating commands of all connections: the next starts when the previous settled.
-  let mutex: Promise<unknown> = Promise.resolve();
-  const serialize = <T>(fn: () => Promise<T>): Promise<T> => {
-    const run = mutex.then(fn, fn);
-    mutex = run.catch(() => undefined);
-    return run;
-  };
+  const serialize = opts.serialize ?? makeSerialize();
 
   // Bounds what a misbehaving local client can hold: connections here, unread output in serve(). At the limit the
   // oldest connection that has not said hello yet makes room, so idle or garbage connections cannot lock the
@@ -92,7 +101,9 @@ export async function listenControl(opts: ServerOptions): Promise<Server> {
   } catch {}
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.socket, () => {
+    // exclusive: in a cluster worker, a listen is otherwise made by the primary, and the app's
+    // cluster.on('listening') would see the control socket.
+    server.listen({ path: opts.socket, exclusive: true }, () => {
       server.off('error', reject);
       resolve();
     });
