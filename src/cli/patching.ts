@@ -150,7 +150,45 @@ export async function load(o: Options, io: Io, file: string): Promise<number> {
   const bytes = readPatchBytes(file);
   const signature = readSignature(file);
   checkLocally(bytes, signature, file);
-  return eachTarget(o, io, false, async (c, t, label) => {
+  // Cluster primaries that took the patch in this command, and those of them a worker then refused it in.
+  const took = new Map<number, string>();
+  const refused = new Set<number>();
+  const code = await eachTarget(
+    o,
+    io,
+    false,
+    async (c, t, label) => {
+      try {
+        const r = await loadOne(c, t, label);
+        const json = r.json as { name?: string; already?: boolean };
+        if (t.primary === undefined && json.already === false && json.name !== undefined)
+          took.set(t.pid, json.name);
+        return r;
+      } catch (e) {
+        if (t.primary !== undefined && took.has(t.primary)) refused.add(t.primary);
+        throw e;
+      }
+    },
+    'change',
+  );
+  // All or nothing across a cluster, as across the threads of one process: a worker must not start with a patch
+  // the other workers refuse (it would refuse it too, in a loop of restarts), nor serve without one they run.
+  for (const primary of refused) {
+    const name = took.get(primary)!;
+    if (!o.json)
+      io.err(
+        `livepatch: a worker of cluster primary ${primary} refused '${name}': taking it back out of the primary and its workers`,
+      );
+    const quiet: Io = { out: () => {}, err: () => {}, tty: false };
+    await unload(
+      { ...o, pid: [primary], name: undefined, all: false, revert: false },
+      o.json ? quiet : io,
+      name,
+    );
+  }
+  return code;
+
+  async function loadOne(c: ControlClient, t: Target, label: string): Promise<Outcome> {
     if (c.hello.enforcing) {
       if (signature === undefined)
         throw new LivepatchError(
@@ -207,7 +245,18 @@ export async function load(o: Options, io: Io, file: string): Promise<number> {
     );
     if (done.code !== EXIT.timeout || !o.revert) return done;
     return revertStalled(c, r.name, o, io, label, done);
-  });
+  }
+}
+
+/**
+ * A cluster worker may have made the change already: started after the primary did, it took the primary's patches
+ * (src/control/cluster.ts). Then there is nothing to send, only its transition to follow. Undefined when the patch
+ * is not there.
+ */
+async function memberState(c: ControlClient, t: Target, name: string): Promise<TreePatch | null | undefined> {
+  if (t.primary === undefined) return undefined;
+  const tree = (await c.request('list')) as { patches?: TreePatch[] };
+  return tree.patches?.find((x) => x.name === name) ?? null;
 }
 
 /**
@@ -238,60 +287,97 @@ async function revertStalled(
 }
 
 export async function enable(o: Options, io: Io, name: string): Promise<number> {
-  return eachTarget(o, io, false, async (c, t, label) => {
-    await retryBusy(
-      () => c.request('enable', { name, waitMs: o.timeout * 1000 }),
-      o.timeout * 1000,
-      io,
-      o.json,
-      label,
-    );
-    return finish(c, t, name, 'enabled', 'patching', o, io, label, { enabled: true });
-  });
+  return eachTarget(
+    o,
+    io,
+    false,
+    async (c, t, label) => {
+      if ((await memberState(c, t, name))?.enabled === true)
+        return finish(c, t, name, 'enabled', 'patching', o, io, label, { enabled: true });
+      await retryBusy(
+        () => c.request('enable', { name, waitMs: o.timeout * 1000 }),
+        o.timeout * 1000,
+        io,
+        o.json,
+        label,
+      );
+      return finish(c, t, name, 'enabled', 'patching', o, io, label, { enabled: true });
+    },
+    'change',
+  );
 }
 
 export async function disable(o: Options, io: Io, name: string): Promise<number> {
-  return eachTarget(o, io, false, async (c, t, label) => {
-    await retryBusy(() => c.request('disable', { name }), o.timeout * 1000, io, o.json, label);
-    return finish(c, t, name, 'disabled', 'unpatching', o, io, label, { enabled: false });
-  });
+  return eachTarget(
+    o,
+    io,
+    false,
+    async (c, t, label) => {
+      if ((await memberState(c, t, name))?.enabled !== false)
+        await retryBusy(() => c.request('disable', { name }), o.timeout * 1000, io, o.json, label);
+      return finish(c, t, name, 'disabled', 'unpatching', o, io, label, { enabled: false });
+    },
+    'change',
+  );
 }
 
 export async function unload(o: Options, io: Io, name: string): Promise<number> {
-  return eachTarget(o, io, false, async (c, t, label) => {
-    const tree = (await c.request('list')) as { patches?: TreePatch[] };
-    const p = tree.patches?.find((x) => x.name === name);
-    if (p === undefined)
-      throw new LivepatchError('ENOENT', `patch '${name}' is not loaded in pid ${t.pid}`, { name });
-    if (p.enabled) {
-      await retryBusy(() => c.request('disable', { name }), o.timeout * 1000, io, o.json, label);
-      const r = await finish(c, t, name, 'disabled', 'unpatching', o, io, label, { enabled: false });
-      if (r.code !== EXIT.ok) {
-        if (!o.json) io.err(`${label}patch '${name}' was not removed: it is still in transition`);
-        return r;
+  return eachTarget(
+    o,
+    io,
+    false,
+    async (c, t, label) => {
+      const tree = (await c.request('list')) as { patches?: TreePatch[] };
+      const p = tree.patches?.find((x) => x.name === name);
+      if (p === undefined && t.primary !== undefined) {
+        // Started after the primary removed it, or never had it: the cluster is where the command wants it.
+        if (!o.json) io.out(`${label}patch '${name}' is not loaded here; nothing to do`);
+        return { code: EXIT.ok, json: { name, removed: true, already: true } };
       }
-    } else if (p.transition) {
-      const r = await finish(c, t, name, 'disabled', 'unpatching', o, io, label, { enabled: false });
-      if (r.code !== EXIT.ok) return r;
-    }
-    await c.request('remove', { name });
-    if (!o.json) io.out(`${label}unloaded '${name}'`);
-    return { code: EXIT.ok, json: { name, removed: true } };
-  });
+      if (p === undefined)
+        throw new LivepatchError('ENOENT', `patch '${name}' is not loaded in pid ${t.pid}`, { name });
+      if (p.enabled) {
+        await retryBusy(() => c.request('disable', { name }), o.timeout * 1000, io, o.json, label);
+        const r = await finish(c, t, name, 'disabled', 'unpatching', o, io, label, { enabled: false });
+        if (r.code !== EXIT.ok) {
+          if (!o.json) io.err(`${label}patch '${name}' was not removed: it is still in transition`);
+          return r;
+        }
+      } else if (p.transition) {
+        const r = await finish(c, t, name, 'disabled', 'unpatching', o, io, label, { enabled: false });
+        if (r.code !== EXIT.ok) return r;
+      }
+      await c.request('remove', { name });
+      if (!o.json) io.out(`${label}unloaded '${name}'`);
+      return { code: EXIT.ok, json: { name, removed: true } };
+    },
+    'change',
+  );
 }
 
 export async function force(o: Options, io: Io, name: string): Promise<number> {
-  return eachTarget(o, io, false, async (c, t, label) => {
-    const before = (await c.request('transition')) as TransitionView | null;
-    await c.request('force', { name });
-    const n = before?.patch === name ? before.tasks.length : 0;
-    if (!o.json)
-      io.out(
-        `${label}forced the transition of '${name}' in pid ${t.pid} to complete` +
-          (n > 0
-            ? `: ${n} task${n === 1 ? ' that had not switched was' : 's that had not switched were'} marked switched (it may mix old and new code until it ends)`
-            : ''),
-      );
-    return { code: EXIT.ok, json: { name, forced: true, tasks: n } };
-  });
+  return eachTarget(
+    o,
+    io,
+    false,
+    async (c, t, label) => {
+      const before = (await c.request('transition')) as TransitionView | null;
+      if (t.primary !== undefined && before?.patch !== name) {
+        // This worker's transition of it is over already (or it never had one): a force would be refused.
+        if (!o.json) io.out(`${label}no transition of '${name}' to force here`);
+        return { code: EXIT.ok, json: { name, forced: false, tasks: 0 } };
+      }
+      await c.request('force', { name });
+      const n = before?.patch === name ? before.tasks.length : 0;
+      if (!o.json)
+        io.out(
+          `${label}forced the transition of '${name}' in pid ${t.pid} to complete` +
+            (n > 0
+              ? `: ${n} task${n === 1 ? ' that had not switched was' : 's that had not switched were'} marked switched (it may mix old and new code until it ends)`
+              : ''),
+        );
+      return { code: EXIT.ok, json: { name, forced: true, tasks: n } };
+    },
+    'change',
+  );
 }

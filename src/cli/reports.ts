@@ -59,6 +59,7 @@ export async function ps(o: Options, io: Io): Promise<number> {
           startedAt: meta.startedAt,
           livepatch: meta.livepatch,
           argv: meta.argv,
+          ...(meta.clusterPrimary !== undefined ? { clusterPrimary: meta.clusterPrimary } : {}),
         })),
       }),
     );
@@ -68,12 +69,26 @@ export async function ps(o: Options, io: Io): Promise<number> {
     io.out("no livepatch processes (start one with 'livepatch run -- node app.js')");
     return EXIT.ok;
   }
+  // Each cluster's workers right after their primary.
+  const group = (m: ProcessMeta) =>
+    m.clusterPrimary !== undefined && rows.some((r) => r.meta.pid === m.clusterPrimary)
+      ? m.clusterPrimary
+      : m.pid;
+  rows.sort(
+    (a, b) =>
+      group(a.meta) - group(b.meta) ||
+      (group(a.meta) === a.meta.pid ? -1 : 0) - (group(b.meta) === b.meta.pid ? -1 : 0) ||
+      a.meta.pid - b.meta.pid,
+  );
   io.out(
     table([
       ['PID', 'NAME', 'NODE', 'UPTIME', 'PATCHES'],
       ...rows.map(({ meta, patches }) => [
         String(meta.pid),
-        meta.name,
+        // A cluster worker under its primary, as `ps -H` shows children.
+        meta.clusterPrimary !== undefined && rows.some((r) => r.meta.pid === meta.clusterPrimary)
+          ? `  ${meta.name} (worker of ${meta.clusterPrimary})`
+          : meta.name,
         meta.node,
         since(meta.startedAt),
         patches === null ? '(not answering)' : patches.length === 0 ? '-' : patches.join(','),
@@ -84,14 +99,23 @@ export async function ps(o: Options, io: Io): Promise<number> {
 }
 
 export async function list(o: Options, io: Io): Promise<number> {
-  const code = await eachTarget(o, io, true, async (c, t, label) => {
-    const tree = (await c.request('list')) as { patches?: TreePatch[]; threads?: TreeThread[] };
-    if (!o.json) {
-      io.out(`${label.trimEnd() || `pid ${t.pid} (${t.name}):`}\n${indent(renderTree(tree.patches ?? []))}`);
-      if (tree.threads !== undefined && tree.threads.length > 0) io.out(indent(renderThreads(tree.threads)));
-    }
-    return { code: EXIT.ok, json: tree };
-  });
+  const code = await eachTarget(
+    o,
+    io,
+    true,
+    async (c, t, label) => {
+      const tree = (await c.request('list')) as { patches?: TreePatch[]; threads?: TreeThread[] };
+      if (!o.json) {
+        io.out(
+          `${label.trimEnd() || `pid ${t.pid} (${t.name}):`}\n${indent(renderTree(tree.patches ?? []))}`,
+        );
+        if (tree.threads !== undefined && tree.threads.length > 0)
+          io.out(indent(renderThreads(tree.threads)));
+      }
+      return { code: EXIT.ok, json: tree };
+    },
+    'view',
+  );
   if (!o.json) {
     const installed = listInstalled();
     if (installed.files.length > 0)
@@ -207,7 +231,7 @@ export function renderInfo(i: PatchInfoView, pid: number): string {
     lines.push(`  loaded: ${new Date(i.loadedAt).toISOString()} (${since(i.loadedAt)} ago)`);
   if (o !== null)
     lines.push(
-      `  source: ${o.file} sha256:${o.sha256} (${o.from === 'install' ? 'installed patch' : 'sent over the control socket'})`,
+      `  source: ${o.file} sha256:${o.sha256} (${o.from === 'install' ? 'installed patch' : o.from === 'primary' ? "taken from the cluster primary's patches at start" : 'sent over the control socket'})`,
       `  signed by: ${o.signedBy ?? 'not verified (process not in enforcing mode)'}`,
       ...(o.fixes && o.fixes.length > 0 ? [`  fixes: ${o.fixes.join(', ')}`] : []),
     );
@@ -243,11 +267,17 @@ export function renderInfo(i: PatchInfoView, pid: number): string {
 }
 
 export async function info(o: Options, io: Io, name: string): Promise<number> {
-  return eachTarget(o, io, true, async (c, t, label) => {
-    const i = (await c.request('info', { name })) as PatchInfoView;
-    if (!o.json) io.out(label + renderInfo(i, t.pid));
-    return { code: EXIT.ok, json: i };
-  });
+  return eachTarget(
+    o,
+    io,
+    true,
+    async (c, t, label) => {
+      const i = (await c.request('info', { name })) as PatchInfoView;
+      if (!o.json) io.out(label + renderInfo(i, t.pid));
+      return { code: EXIT.ok, json: i };
+    },
+    'view',
+  );
 }
 
 export async function status(o: Options, io: Io): Promise<number> {
@@ -256,52 +286,58 @@ export async function status(o: Options, io: Io): Promise<number> {
     io.out('no livepatch processes are running');
     return EXIT.ok;
   }
-  return eachTarget(o, io, true, async (c) => {
-    const s = (await c.request('status')) as {
-      meta: ProcessMeta;
-      tree: { patches?: TreePatch[]; threads?: TreeThread[] };
-      transition: { patch: string; tasks?: unknown[] } | null;
-      origins: (PatchOrigin & { fixes?: string[]; description?: string })[];
-      enforcing: boolean;
-    };
-    if (!o.json) {
-      const m = s.meta;
-      const lines = [
-        `pid ${m.pid} (${m.name}) — node ${m.node}, up ${since(m.startedAt)}, livepatch ${m.livepatch}${s.enforcing ? ', enforcing: signed patches only' : ''}`,
-      ];
-      const patches = s.tree.patches ?? [];
-      if (patches.length === 0) lines.push('  not patched');
-      for (const p of patches) {
-        const origin = s.origins.find((x) => x.name === p.name);
-        const funcs = (p.objects ?? []).reduce((n, ob) => n + (ob.funcs?.length ?? 0), 0);
-        lines.push(
-          `  ${p.name} [${patchState(p)}] ${funcs} function${funcs === 1 ? '' : 's'}` +
-            (origin
-              ? `, since ${origin.loadedAt} (${since(origin.loadedAt)} ago), from ${origin.file} sha256:${origin.sha256.slice(0, 12)}`
-              : '') +
-            (origin?.signedBy ? `, signed by ${origin.signedBy}` : ''),
-        );
-        if (origin?.fixes?.length) lines.push(`    fixes: ${origin.fixes.join(', ')}`);
-        if (origin?.description) lines.push(`    ${origin.description}`);
+  return eachTarget(
+    o,
+    io,
+    true,
+    async (c) => {
+      const s = (await c.request('status')) as {
+        meta: ProcessMeta;
+        tree: { patches?: TreePatch[]; threads?: TreeThread[] };
+        transition: { patch: string; tasks?: unknown[] } | null;
+        origins: (PatchOrigin & { fixes?: string[]; description?: string })[];
+        enforcing: boolean;
+      };
+      if (!o.json) {
+        const m = s.meta;
+        const lines = [
+          `pid ${m.pid} (${m.name}${m.clusterPrimary !== undefined ? `, cluster worker of ${m.clusterPrimary}` : ''}) — node ${m.node}, up ${since(m.startedAt)}, livepatch ${m.livepatch}${s.enforcing ? ', enforcing: signed patches only' : ''}`,
+        ];
+        const patches = s.tree.patches ?? [];
+        if (patches.length === 0) lines.push('  not patched');
+        for (const p of patches) {
+          const origin = s.origins.find((x) => x.name === p.name);
+          const funcs = (p.objects ?? []).reduce((n, ob) => n + (ob.funcs?.length ?? 0), 0);
+          lines.push(
+            `  ${p.name} [${patchState(p)}] ${funcs} function${funcs === 1 ? '' : 's'}` +
+              (origin
+                ? `, since ${origin.loadedAt} (${since(origin.loadedAt)} ago), from ${origin.file} sha256:${origin.sha256.slice(0, 12)}`
+                : '') +
+              (origin?.signedBy ? `, signed by ${origin.signedBy}` : ''),
+          );
+          if (origin?.fixes?.length) lines.push(`    fixes: ${origin.fixes.join(', ')}`);
+          if (origin?.description) lines.push(`    ${origin.description}`);
+        }
+        if (s.transition)
+          lines.push(
+            `  transition of '${s.transition.patch}' in progress: ${s.transition.tasks?.length ?? 0} tasks in the old universe`,
+          );
+        const threads = s.tree.threads ?? [];
+        if (threads.length > 0) {
+          const off = threads.filter((x) => x.loader !== false && !x.settled).length;
+          const bare = threads.filter((x) => x.loader === false).length;
+          const n = threads.length - bare;
+          lines.push(
+            `  worker threads: ${n} under the loader${n > 0 ? (off === 0 ? ', all in step' : `, ${off} not in step (see 'list')`) : ''}` +
+              (bare > 0 ? `; ${bare} not reporting (not patched: see 'list')` : ''),
+          );
+        }
+        io.out(lines.join('\n'));
       }
-      if (s.transition)
-        lines.push(
-          `  transition of '${s.transition.patch}' in progress: ${s.transition.tasks?.length ?? 0} tasks in the old universe`,
-        );
-      const threads = s.tree.threads ?? [];
-      if (threads.length > 0) {
-        const off = threads.filter((x) => x.loader !== false && !x.settled).length;
-        const bare = threads.filter((x) => x.loader === false).length;
-        const n = threads.length - bare;
-        lines.push(
-          `  worker threads: ${n} under the loader${n > 0 ? (off === 0 ? ', all in step' : `, ${off} not in step (see 'list')`) : ''}` +
-            (bare > 0 ? `; ${bare} not reporting (not patched: see 'list')` : ''),
-        );
-      }
-      io.out(lines.join('\n'));
-    }
-    return { code: EXIT.ok, json: s };
-  });
+      return { code: EXIT.ok, json: s };
+    },
+    'view',
+  );
 }
 
 export async function log(o: Options, io: Io): Promise<number> {
@@ -342,13 +378,19 @@ export async function log(o: Options, io: Io): Promise<number> {
 /** The sysfs files themselves: `sysfs fix-1/enabled` reads like `cat`, `sysfs fix-1/enabled 0` writes like `echo`. */
 export async function sysfs(o: Options, io: Io, path: string, value: string | undefined): Promise<number> {
   const rel = path.replace(/^\/sys\/kernel\/livepatch\/?/, '');
-  return eachTarget(o, io, value === undefined, async (c, _t, label) => {
-    if (value === undefined) {
-      const text = String(await c.request('sysfs-read', { path: rel }));
-      if (!o.json) io.out(`${label}${text.replace(/\n$/, '')}`);
-      return { code: EXIT.ok, json: { path: rel, value: text } };
-    }
-    await c.request('sysfs-write', { path: rel, value });
-    return { code: EXIT.ok, json: { path: rel, written: value } };
-  });
+  return eachTarget(
+    o,
+    io,
+    value === undefined,
+    async (c, _t, label) => {
+      if (value === undefined) {
+        const text = String(await c.request('sysfs-read', { path: rel }));
+        if (!o.json) io.out(`${label}${text.replace(/\n$/, '')}`);
+        return { code: EXIT.ok, json: { path: rel, value: text } };
+      }
+      await c.request('sysfs-write', { path: rel, value });
+      return { code: EXIT.ok, json: { path: rel, written: value } };
+    },
+    value === undefined ? 'one' : 'change',
+  );
 }

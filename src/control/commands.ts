@@ -166,11 +166,13 @@ export async function loadReceived(
   patch: ReceivedPatch,
   from: PatchOrigin['from'],
   waitMs?: number,
+  /** A copy this process's cluster primary verified already (src/control/cluster.ts): its signer, or null. */
+  verified?: { signedBy: string | null },
 ): Promise<{ name: string; already: boolean; transition: boolean; sha256: string }> {
   const t = need(state);
   const hash = sha256(patch.bytes);
   // Verified before anything else, even an answer of "already loaded": enforcing means no unsigned bytes are acted on.
-  const signedBy = verifyReceived(patch, state.keys);
+  const signedBy = verified !== undefined ? verified.signedBy : verifyReceived(patch, state.keys);
   for (const o of state.origins.values()) {
     if (o.sha256 === hash && hasPatch(t, o.name)) {
       return {

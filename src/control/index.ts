@@ -15,7 +15,8 @@ import {
   socketPath,
 } from './paths.js';
 import { LIVEPATCH_VERSION, PROTOCOL_VERSION, type ProcessMeta } from './protocol.js';
-import { listenControl, type Handlers } from './server.js';
+import { listenControl, makeSerialize, type Handlers } from './server.js';
+import { clusterPrimaryPid, primaryIsLive, takePrimaryPatches } from './cluster.js';
 import type { ControlTarget } from './target.js';
 import { isLivepatchError } from '../errors.js';
 import { getRuntime } from '../runtime/index.js';
@@ -96,6 +97,10 @@ async function start(): Promise<void> {
     }
   }
 
+  // A cluster worker whose primary runs under livepatch takes the primary's patches first, then the installed ones
+  // it does not have (a patch installed after the primary started is for every process started since).
+  const primary = clusterPrimaryPid();
+  const fromPrimary = primary !== undefined && primaryIsLive(dir, primary) ? primary : undefined;
   const meta: ProcessMeta = {
     pid,
     name: processName(env),
@@ -105,6 +110,7 @@ async function start(): Promise<void> {
     livepatch: LIVEPATCH_VERSION,
     protocol: PROTOCOL_VERSION,
     socket: sock,
+    ...(primary !== undefined ? { clusterPrimary: primary } : {}),
   };
   const runtime = resolveTarget();
   const state: ControlState = {
@@ -133,8 +139,9 @@ async function start(): Promise<void> {
     (commands ??= import('./commands.js').then((c) => c.makeHandlers(state)));
 
   // Installed patches first, before the socket exists: nothing can race them, and the app starts patched.
-  if (runtime !== null) await loadInstalled(state, env, loadCommands);
+  if (runtime !== null && fromPrimary === undefined) await loadInstalled(state, env, loadCommands);
 
+  const serialize = makeSerialize();
   await listenControl({
     socket: sock,
     hello: {
@@ -144,10 +151,26 @@ async function start(): Promise<void> {
       keys: keys === null ? [] : [...keys.keys()],
     },
     handlers: loadCommands,
+    serialize,
   });
   const tmp = `${metaPath(dir, pid)}.tmp`;
   writeFileSync(tmp, JSON.stringify(meta) + '\n', { mode: 0o600 });
   renameSync(tmp, metaPath(dir, pid));
+
+  // A cluster worker reads its primary's patches only once it can be found: a change the CLI makes to the primary
+  // after this read reaches this process over its socket, and one made before is in what it reads. Commands that
+  // arrive meanwhile wait their turn on the same chain, and find the change made ("already loaded").
+  if (runtime !== null && fromPrimary !== undefined)
+    await serialize(async () => {
+      try {
+        const r = await takePrimaryPatches(state, await loadCommands(), dir, fromPrimary);
+        for (const f of r.failed)
+          warn(`${f.op} of patch '${f.name}' from cluster primary ${fromPrimary} failed here: ${f.message}`);
+      } catch (e) {
+        warn(`the patches of cluster primary ${fromPrimary} were not taken: ${(e as Error).message}`);
+      }
+      await loadInstalled(state, env, loadCommands);
+    });
 }
 
 /** Loads the installed patches; one that fails is skipped with a warning and the app still starts. */

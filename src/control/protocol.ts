@@ -84,6 +84,8 @@ export interface ProcessMeta {
   livepatch: string;
   protocol: number;
   socket: string;
+  /** For a cluster worker (node:cluster): its primary's pid. The CLI acts on a primary and its workers together. */
+  clusterPrimary?: number;
 }
 
 /** What the process keeps about each patch it loaded over the socket or from the install directory. */
@@ -96,7 +98,8 @@ export interface PatchOrigin {
   /** Key id of the trusted key that verified the signature, or null (not enforcing, unsigned). */
   signedBy: string | null;
   loadedAt: string;
-  from: 'socket' | 'install';
+  /** Sent over the socket, read from the install directory, or taken from the cluster primary at start. */
+  from: 'socket' | 'install' | 'primary';
   /** Fix ids from the patch's `@livepatch-fixes` comment (CVE ids, tickets). */
   fixes: string[];
 }
