@@ -139,6 +139,10 @@ test('a patch loaded into the cluster primary reaches every worker; a worker for
     (await app.workers()).map((w) => w.patches),
     [[], []],
   );
+  // The app's cluster.on('listening') saw each worker's HTTP server once, and no control socket.
+  const ups = [...app.child.stdout().matchAll(/worker (\d+) up/g)].map((m) => m[1]);
+  assert.equal(ups.length, 5);
+  assert.equal(new Set(ups).size, 5);
   assert.equal(app.child.stderr(), '');
 });
 
