@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { test, type TestContext } from 'node:test';
 import { fixture, registerEntry, spawnNode } from '../helpers.js';
-import { cli, cliJson, lpEnv, type LpEnv } from './harness.js';
+import { cli, cliJson, lpEnv, until, type LpEnv } from './harness.js';
 
 const fix = fixture('control/cluster-patches/fix-price.js');
 
@@ -69,16 +69,6 @@ async function startCluster(t: TestContext, lp: LpEnv) {
     return pid;
   };
   return { child, primary, port, workers, prices, replaceOne };
-}
-
-async function until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, ms = 10_000): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (ok(v)) return v;
-    if (Date.now() - t0 > ms) throw new Error(`${what}: still ${JSON.stringify(v)} after ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const all = (m: Map<number, number>) => [...new Set(m.values())];

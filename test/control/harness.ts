@@ -107,3 +107,19 @@ export async function cliJson(
     );
   }
 }
+
+/** Polls `fn` every 100 ms until `ok` holds, at most `ms`; the error names `what` and the last value. */
+export async function until<T>(
+  what: string,
+  fn: () => Promise<T>,
+  ok: (v: T) => boolean,
+  ms = 10_000,
+): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await fn();
+    if (ok(v)) return v;
+    if (Date.now() - t0 > ms) throw new Error(`${what}: still ${JSON.stringify(v)} after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { Agent, request } from 'node:http';
 import { test, type TestContext } from 'node:test';
 import { fixture, registerEntry, spawnNode } from '../helpers.js';
-import { cli, cliJson, get, lpEnv, type LpEnv } from './harness.js';
+import { cli, cliJson, get, lpEnv, until, type LpEnv } from './harness.js';
 
 const fix = fixture('control/pool-patches/fix-pool-price.js');
 const veto = fixture('control/pool-patches/veto-in-workers.js');
@@ -44,16 +44,6 @@ async function everyThreadPrices(lp: LpEnv, app: Awaited<ReturnType<typeof start
   );
   assert.equal(await app.main(), expected);
   assert.deepEqual(await app.prices(), [expected, expected]);
-}
-
-async function until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, ms = 10_000): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (ok(v)) return v;
-    if (Date.now() - t0 > ms) throw new Error(`${what}: still ${JSON.stringify(v)} after ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 test('a patch reaches every worker thread, one started later starts patched, unload reverts them all', async (t) => {
